@@ -1,0 +1,3 @@
+from xlray.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""Logging behind a tiny interface: an MLflow sink for real runs, a no-op sink otherwise.
+
+Stage code receives a sink and never asks whether tracking is on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from xlray.configs import TrackingConfig
+from xlray.errors import XlrayError
+
+SECRET_KEY = re.compile(r"(token|password|passwd|secret|api[_-]?key|credential)", re.IGNORECASE)
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested params to ``a.b.c`` keys, dropping anything that looks like a secret."""
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if SECRET_KEY.search(str(key)):
+            continue
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = str(value)[:6000]
+    return out
+
+
+class NullSink:
+    """Accepts everything, records nothing."""
+
+    run_id: str | None = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int | None = None) -> None:
+        pass
+
+    def log_missing(self, name: str, reason: str) -> None:
+        pass
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        pass
+
+
+class MlflowSink:
+    """Logs to one MLflow run through the tracking client (safe from any thread or Ray worker)."""
+
+    def __init__(self, client: Any, run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat = flatten(params)
+        items = [Param(k, v) for k, v in flat.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int | None = None) -> None:
+        """Log finite metrics; a None or NaN value is a missing metric and is not logged as a number."""
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(k, float(v), now, step or 0)
+            for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))
+        ]
+        for start in range(0, len(items), 500):
+            self.client.log_batch(self.run_id, metrics=items[start : start + 500])
+
+    def log_missing(self, name: str, reason: str) -> None:
+        """Record that a metric could not be computed, and why (never as a zero)."""
+        self.client.set_tag(self.run_id, f"missing.{name}", reason[:5000])
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), folder)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+
+def tracking_uri(cfg: TrackingConfig, output_dir: str | Path | None = None) -> str:
+    """Resolve the tracking URI: config, then $MLFLOW_TRACKING_URI, then a sqlite file in the output folder."""
+    if cfg.uri:
+        return cfg.uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    folder = Path(output_dir or ".").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+def client_for(uri: str) -> Any:
+    """An MlflowClient for a URI, checked up front so a dead server fails before any work starts."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise XlrayError(f"tracking: cannot reach MLflow at {uri}: {first[:300]}") from None
+    mlflow.set_tracking_uri(uri)
+    return client
+
+
+def experiment_id(client: Any, name: str) -> str:
+    exp = client.get_experiment_by_name(name)
+    return exp.experiment_id if exp else client.create_experiment(name)
+
+
+@contextmanager
+def open_run(
+    cfg: TrackingConfig,
+    run_name: str,
+    output_dir: str | Path | None = None,
+    tags: Mapping[str, str] | None = None,
+    parent_run_id: str | None = None,
+    run_id: str | None = None,
+) -> Iterator[MlflowSink | NullSink]:
+    """Open (or reopen by ``run_id``) one MLflow run; ends FINISHED, or FAILED if the body raises."""
+    if not cfg.enabled:
+        yield NullSink()
+        return
+    client = client_for(tracking_uri(cfg, output_dir))
+    all_tags = dict(tags or {})
+    if parent_run_id:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    if run_id is None:
+        run = client.create_run(experiment_id(client, cfg.experiment), run_name=run_name, tags=all_tags)
+        run_id = run.info.run_id
+    else:
+        client.update_run(run_id, status="RUNNING")
+    sink = MlflowSink(client, run_id)
+    try:
+        yield sink
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id, status="FINISHED")
