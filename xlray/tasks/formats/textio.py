@@ -1,0 +1,77 @@
+"""Line-level text I/O shared by the task formats: strict UTF-8 with file:line errors, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import TextIO
+
+from xlray.errors import XlrayError, where
+
+
+def existing_file(path: str | Path) -> Path:
+    """Return ``path`` as a Path, or raise a one-line error if it is not a readable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise XlrayError(f"{path}: file not found")
+    return path
+
+
+def decode_line(raw: bytes, path: Path, number: int) -> str:
+    """Decode one line as UTF-8, naming file:line when it is not valid UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise XlrayError(
+            f"{where(path, number)}: invalid UTF-8 at byte {exc.start + 1} of the line; "
+            "re-encode the file as UTF-8"
+        ) from None
+
+
+def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """Yield ``(line number from 1, text without line ending)`` one at a time; a leading BOM is dropped."""
+    path = existing_file(path)
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, 1):
+            text = decode_line(raw, path, number).rstrip("\r\n")
+            if number == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            yield number, text
+
+
+def count_lines(path: str | Path) -> int:
+    """Count lines without decoding or holding the file; a last line without a newline still counts."""
+    path = existing_file(path)
+    count, last = 0, b"\n"
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (last != b"\n")
+
+
+def check_field(value: str, what: str, path: str | Path) -> str:
+    """Refuse a value that would break a line- or tab-separated format when written."""
+    if any(ch in value for ch in "\t\n\r"):
+        raise XlrayError(f"{path}: cannot write {what} {value[:60]!r}: it contains a tab or a line break")
+    return value
+
+
+@contextmanager
+def atomic_text(path: str | Path) -> Iterator[TextIO]:
+    """Write UTF-8 text to a temporary name beside ``path`` and move it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            yield fh
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
