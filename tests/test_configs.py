@@ -1,0 +1,59 @@
+"""Config loading: strict fields, errors that name the file and the field path."""
+
+import pytest
+
+from xlray.configs import ModelConfig, Strict, load_config, load_stage_config
+from xlray.errors import XlrayError
+
+
+class Inner(Strict):
+    size: int = 1
+
+
+class Outer(Strict):
+    model: ModelConfig
+    inner: list[Inner] = []
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_valid_config_loads_with_defaults(tmp_path):
+    cfg = load_config(write(tmp_path, "model: {name: bert-base-multilingual-cased}\n"), Outer)
+    assert cfg.model.name == "bert-base-multilingual-cased"
+    assert cfg.model.trust_remote_code is False and cfg.model.allow_pickle_weights is False
+
+
+def test_unknown_key_names_file_and_field(tmp_path):
+    path = write(tmp_path, "model: {name: x, trust_remote: true}\n")
+    with pytest.raises(XlrayError, match=rf"^{path}: model\.trust_remote: unknown field$"):
+        load_config(path, Outer)
+
+
+def test_wrong_type_names_nested_list_index(tmp_path):
+    path = write(tmp_path, "model: {name: x}\ninner: [{size: 2}, {size: big}]\n")
+    with pytest.raises(XlrayError, match=rf"^{path}: inner\[1\]\.size: Input should be a valid integer"):
+        load_config(path, Outer)
+
+
+def test_malformed_yaml_names_line(tmp_path):
+    path = write(tmp_path, "model:\n  name: x\n  - broken\n")
+    with pytest.raises(XlrayError, match=rf"^{path}:3: malformed YAML"):
+        load_config(path, Outer)
+
+
+def test_missing_file_and_non_mapping(tmp_path):
+    with pytest.raises(XlrayError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml", Outer)
+    with pytest.raises(XlrayError, match="expected a mapping"):
+        load_config(write(tmp_path, "- a\n- b\n"), Outer)
+
+
+def test_stage_key_is_required_and_checked(tmp_path):
+    with pytest.raises(XlrayError, match=r"stage: missing"):
+        load_stage_config(write(tmp_path, "model: {name: x}\n"))
+    with pytest.raises(XlrayError, match=r"stage: unknown stage 'trian'"):
+        load_stage_config(write(tmp_path, "stage: trian\n"))

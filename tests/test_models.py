@@ -1,0 +1,135 @@
+"""The model loader on tiny real checkpoints of each family, and its refusals."""
+
+import json
+import shutil
+import unicodedata
+
+import pytest
+import torch
+
+from xlray.configs import ModelConfig
+from xlray.errors import XlrayError
+from xlray.models import hidden_states, load_model
+from xlray.wordmap import encode_words, pool_words
+
+FAMILIES = ["bert", "xlm-roberta", "mt5"]
+# Latin with combining diacritics (NFD), Cyrillic, Devanagari with vowel signs, and a long word of many pieces.
+SENTENCES = [
+    "Bezotu ca\u0301ma\u0303 ta\u0323 Bezotuca\u0301ma\u0303ta\u0323 .".split(),
+    "безоту хямылано зевэшэ хямыланозевэшэхямылано .".split(),
+    "बएजओतउ खीमा दे खीमादेबएजओतउखीमा .".split(),
+]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_hidden_state_shapes_and_family(assets, family):
+    lm = load_model(ModelConfig(name=str(assets / "models" / family)))
+    assert lm.family.name == family and lm.num_layers == 2 and lm.hidden_size == 64
+    enc = encode_words(lm.tokenizer, SENTENCES, lm.max_length)
+    inputs = {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask}
+    targets = inputs if family == "mt5" else None
+    with torch.inference_mode():
+        states = hidden_states(lm, inputs, targets)
+    assert set(states) == ({"encoder", "decoder"} if family == "mt5" else {"encoder"})
+    for site in states.values():
+        assert len(site) == 3
+        assert site[0].shape == (3, enc.input_ids.shape[1], 64)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_word_map_covers_every_word_with_its_subwords(assets, family):
+    lm = load_model(ModelConfig(name=str(assets / "models" / family)))
+    enc = encode_words(lm.tokenizer, SENTENCES, lm.max_length)
+    assert [len(k) for k in enc.kept_words] == [len(s) for s in SENTENCES]
+    assert not enc.truncated.any()
+    pieces = (enc.last - enc.first + 1).tolist()
+    assert max(pieces) >= 4, "the made-up long words must split into many subwords"
+    # Each word's span holds exactly the pieces of that word tokenized alone.
+    width = enc.input_ids.shape[1]
+    for b, words in enumerate(SENTENCES):
+        offset = sum(len(k) for k in enc.kept_words[:b])
+        for i, word in enumerate(words):
+            lo, hi = enc.first[offset + i].item() - b * width, enc.last[offset + i].item() - b * width
+            span = enc.input_ids[b, lo : hi + 1].tolist()
+            alone = lm.tokenizer([word], is_split_into_words=True, add_special_tokens=False)["input_ids"]
+            assert span == alone
+            if family == "bert":  # its vocabulary covers every character here: an exact round trip
+                text = lm.tokenizer.decode(span).replace(" ", "").replace("##", "")
+                assert unicodedata.normalize("NFC", text) == unicodedata.normalize("NFC", word)
+
+
+def test_pooling_first_last_mean_match_direct_indexing():
+    states = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
+
+    class Tok:
+        pad_token_id = 0
+
+        def __call__(self, sentences, **kw):
+            class Enc(dict):
+                def word_ids(self, b):
+                    return [None, 0, 0, 1] if b == 0 else [None, 0, 1, 1]
+
+            return Enc(input_ids=[[1, 2, 3, 4], [1, 5, 6, 7]])
+
+    enc = encode_words(Tok(), [["a", "b"], ["c", "d"]], 16)
+    assert pool_words(states, enc, "first").tolist() == [
+        states[0, 1].tolist(),
+        states[0, 3].tolist(),
+        states[1, 1].tolist(),
+        states[1, 2].tolist(),
+    ]
+    assert pool_words(states, enc, "last")[0].tolist() == states[0, 2].tolist()
+    assert pool_words(states, enc, "mean")[3].tolist() == ((states[1, 2] + states[1, 3]) / 2).tolist()
+
+
+def test_truncation_drops_whole_words_and_is_counted(assets):
+    lm = load_model(ModelConfig(name=str(assets / "models" / "bert")))
+    full = encode_words(lm.tokenizer, SENTENCES, 512)
+    enc = encode_words(lm.tokenizer, SENTENCES, 8)
+    assert enc.input_ids.shape[1] <= 8 and enc.truncated.all()
+    for b in range(3):
+        kept = len(enc.kept_words[b])
+        assert 0 < kept < len(SENTENCES[b])
+        # A kept word keeps all its pieces: same piece count as without truncation.
+        n_before = sum(len(k) for k in full.kept_words[:b])
+        m_before = sum(len(k) for k in enc.kept_words[:b])
+        for i in range(kept):
+            assert (enc.last[m_before + i] - enc.first[m_before + i]) == (
+                full.last[n_before + i] - full.first[n_before + i]
+            )
+
+
+def copy_model(assets, tmp_path, family="bert"):
+    dst = tmp_path / family
+    shutil.copytree(assets / "models" / family, dst)
+    return dst
+
+
+def test_refuses_checkpoint_without_safetensors(assets, tmp_path):
+    path = copy_model(assets, tmp_path)
+    (path / "model.safetensors").rename(path / "pytorch_model.bin")
+    with pytest.raises(XlrayError, match=r"no safetensors weights .*allow_pickle_weights"):
+        load_model(ModelConfig(name=str(path)))
+
+
+def test_refuses_remote_code(assets, tmp_path):
+    path = copy_model(assets, tmp_path)
+    conf = json.loads((path / "config.json").read_text())
+    conf["auto_map"] = {"AutoModel": "modeling_evil.EvilModel"}
+    (path / "config.json").write_text(json.dumps(conf))
+    with pytest.raises(XlrayError, match="asks for remote code"):
+        load_model(ModelConfig(name=str(path)))
+
+
+def test_unknown_family(assets, tmp_path):
+    path = copy_model(assets, tmp_path)
+    conf = json.loads((path / "config.json").read_text())
+    conf["model_type"] = "gpt2"
+    (path / "config.json").write_text(json.dumps(conf))
+    with pytest.raises(XlrayError, match=r"model.family: .* model_type 'gpt2'"):
+        load_model(ModelConfig(name=str(path)))
+
+
+def test_missing_model_path(tmp_path):
+    with pytest.raises(XlrayError, match="model.name"):
+        load_model(ModelConfig(name=str(tmp_path / "nothing-here")))

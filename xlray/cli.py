@@ -1,0 +1,105 @@
+"""The `xlray` command: one subcommand per stage; user errors are one line and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from xlray.errors import XlrayError
+
+# Stage subcommands: name -> "module:function" taking the config path (lazy imports keep start-up cheap).
+STAGE_RUNNERS: dict[str, str] = {
+    "extract": "xlray.extract.run:main",
+    "concepts": "xlray.concepts.run:main",
+    "adjust": "xlray.adjust.run:main",
+    "evaluate": "xlray.tasks.run:main",
+}
+
+
+def load(target: str) -> Callable:
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from xlray.configs import load_stage_config
+
+    cfg = load_stage_config(args.file)
+    print(json.dumps(cfg.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from xlray.configs import load_stage_config
+
+    for path in args.files:
+        load_stage_config(path)
+        print(f"{path}: ok")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from xlray.demo import run_demo
+
+    return run_demo(args.config, args.output)
+
+
+def cmd_world(args: argparse.Namespace) -> int:
+    from xlray.world.assets import write_assets
+
+    out = write_assets(args.output, families=args.families)
+    print(f"synthetic world and tiny models: {out}")
+    return 0
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    return load(STAGE_RUNNERS[args.command])(args.config) or 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="xlray", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    config = sub.add_parser("config", help="inspect configs").add_subparsers(dest="action", required=True)
+    show = config.add_parser("show", help="print the fully resolved config")
+    show.add_argument("file")
+    show.set_defaults(func=cmd_config_show)
+
+    validate = sub.add_parser("validate", help="check configs fully without running anything")
+    validate.add_argument("files", nargs="+")
+    validate.set_defaults(func=cmd_validate)
+
+    demo = sub.add_parser("demo", help="run the main job locally on the synthetic world and tiny models")
+    demo.add_argument("--config", default=None, help="a demo config (default: the embedded one)")
+    demo.add_argument("--output", default="xlray-runs/demo", help="output folder")
+    demo.set_defaults(func=cmd_demo)
+
+    world = sub.add_parser("world", help="write the synthetic world and tiny models")
+    world.add_argument("--output", default="xlray-runs/world")
+    world.add_argument("--families", nargs="+", default=["bert", "xlm-roberta", "mt5"])
+    world.set_defaults(func=cmd_world)
+
+    for name in STAGE_RUNNERS:
+        stage = sub.add_parser(name, help=f"run the {name} stage from a config file")
+        stage.add_argument("config")
+        stage.set_defaults(func=cmd_stage)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except XlrayError as exc:
+        if args.debug or os.environ.get("XLRAY_DEBUG"):
+            raise
+        print(f"xlray: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("xlray: interrupted", file=sys.stderr)
+        return 130
