@@ -36,9 +36,7 @@ XNLI_HEADER = (
 
 
 def xnli_row(lang: str, label: str, s1: str, s2: str) -> str:
-    return "\t".join(
-        [lang, label, "", "", "", "", s1, s2, "1", "1", "fiction", label, "", "", "", "", s1, s2, "True"]
-    )
+    return "\t".join([lang, label, "", "", "", "", s1, s2, "1", "1", "fiction", label, "", "", "", "", s1, s2, "True"])
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -67,10 +65,7 @@ def test_xnli_reads_pairs_and_filters_languages(tmp_path):
 
 
 def test_multinli_train_maps_contradictory(tmp_path):
-    text = (
-        "premise\thypo\tlabel\nA man eats.\tA person eats.\tentailment\n"
-        "It is dark.\tIt is bright.\tcontradictory\n"
-    )
+    text = "premise\thypo\tlabel\nA man eats.\tA person eats.\tentailment\nIt is dark.\tIt is bright.\tcontradictory\n"
     got = list(read_xnli(write(tmp_path / "multinli.train.en.tsv", text)))
     assert [(ex.label, ex.language, ex.line) for ex in got] == [
         ("entailment", "en", 2),
@@ -95,11 +90,7 @@ def test_xnli_structural_errors(tmp_path):
     with pytest.raises(XlrayError, match=r"short\.tsv:3: expected at least 3 tab-separated fields, found 2"):
         list(read_xnli(write(tmp_path / "short.tsv", "premise\thypo\tlabel\na\tb\tneutral\na\tb\n")))
     with pytest.raises(XlrayError, match=r"no rows for language\(s\) zz"):
-        list(
-            read_xnli(
-                write(tmp_path / "ok.tsv", "premise\thypo\tlabel\na\tb\tneutral\n"), languages={"en", "zz"}
-            )
-        )
+        list(read_xnli(write(tmp_path / "ok.tsv", "premise\thypo\tlabel\na\tb\tneutral\n"), languages={"en", "zz"}))
 
 
 def test_invalid_utf8_names_file_and_line(tmp_path):
@@ -216,9 +207,7 @@ def test_squad_reads_questions(tmp_path):
 
 def test_squad_bad_answer_is_error_or_counted_skip(tmp_path, caplog):
     path = write(tmp_path / "xquad.es.json", json.dumps(squad_doc(answer_start=30, question_id="56be4db0")))
-    with pytest.raises(
-        XlrayError, match=r"xquad\.es\.json: question '56be4db0': answer 'Normandy' does not occur"
-    ):
+    with pytest.raises(XlrayError, match=r"xquad\.es\.json: question '56be4db0': answer 'Normandy' does not occur"):
         list(read_squad(path))
     stats = ReadStats()
     with caplog.at_level(logging.WARNING):

@@ -37,9 +37,7 @@ class MetricResult:
 
 def check_lengths(gold: Sequence, pred: Sequence, what: str) -> int:
     if len(gold) != len(pred) or not gold:
-        raise ValueError(
-            f"{what}: need equal, non-empty gold and predictions; got {len(gold)} and {len(pred)}"
-        )
+        raise ValueError(f"{what}: need equal, non-empty gold and predictions; got {len(gold)} and {len(pred)}")
     return len(gold)
 
 
@@ -121,18 +119,14 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def squad_em_f1(
-    gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str]
-) -> tuple[MetricResult, MetricResult]:
+def squad_em_f1(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str]) -> tuple[MetricResult, MetricResult]:
     """Exact match and F1 per question (max over its gold answers), in the order of ``gold``'s ids.
 
     Every gold question needs a prediction: a missing one is an error, not a silent zero.
     """
     missing = [qid for qid in gold if qid not in predictions]
     if not gold or missing:
-        raise ValueError(
-            f"squad_em_f1: {len(missing)} of {len(gold)} questions lack a prediction: {missing[:3]}"
-        )
+        raise ValueError(f"squad_em_f1: {len(missing)} of {len(gold)} questions lack a prediction: {missing[:3]}")
     em = np.zeros(len(gold))
     f1 = np.zeros(len(gold))
     for i, (qid, answers) in enumerate(gold.items()):
@@ -148,9 +142,7 @@ def unit_rows(x: np.ndarray, what: str) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero), after shape and finiteness checks."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] == 0 or not np.isfinite(x).all():
-        raise ValueError(
-            f"retrieval: {what} must be a finite, non-empty (n, dim) matrix; got shape {x.shape}"
-        )
+        raise ValueError(f"retrieval: {what} must be a finite, non-empty (n, dim) matrix; got shape {x.shape}")
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
 

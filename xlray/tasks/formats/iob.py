@@ -85,9 +85,7 @@ def read_iob(
             continue
         token, tag = split_line(text, path, number)
         if tag not in allowed:
-            raise XlrayError(
-                f"{where(path, number)}: tag {tag!r} is not in the label set {', '.join(sorted(allowed))}"
-            )
+            raise XlrayError(f"{where(path, number)}: tag {tag!r} is not in the label set {', '.join(sorted(allowed))}")
         start = start if tokens else number
         tokens.append(strip(token, number))
         tags.append(tag)
@@ -108,14 +106,10 @@ def write_iob(
     with atomic_text(path) as fh:
         for count, sent in enumerate(sentences, 1):
             if not sent.tokens or len(sent.tokens) != len(sent.tags):
-                raise XlrayError(
-                    f"{path}: sentence {count} has {len(sent.tokens)} tokens and {len(sent.tags)} tags"
-                )
+                raise XlrayError(f"{path}: sentence {count} has {len(sent.tokens)} tokens and {len(sent.tags)} tags")
             for token, tag in zip(sent.tokens, sent.tags, strict=True):
                 if tag not in allowed or not token.strip() or token != token.strip():
-                    raise XlrayError(
-                        f"{path}: sentence {count}: cannot write token {token!r} with tag {tag!r}"
-                    )
+                    raise XlrayError(f"{path}: sentence {count}: cannot write token {token!r} with tag {tag!r}")
                 fh.write(f"{prefix}{check_field(token, 'token', path)}\t{tag}\n")
             fh.write("\n")
     return count

@@ -77,9 +77,7 @@ def bad_answer(context: str, answers: tuple[Answer, ...]) -> str | None:
     for ans in answers:
         found = context[ans.start : ans.start + len(ans.text)]
         if ans.start < 0 or found != ans.text:
-            return (
-                f"answer {ans.text[:40]!r} does not occur at answer_start {ans.start} (found {found[:40]!r})"
-            )
+            return f"answer {ans.text[:40]!r} does not occur at answer_start {ans.start} (found {found[:40]!r})"
     return None
 
 
@@ -89,12 +87,8 @@ def parse_qa(qa: Any, context: str, title: str, path: Path, loc: str) -> QAExamp
     answers = []
     for k, ans in enumerate(field_of(qa, "answers", list, path, f"question {qid!r}")):
         aloc = f"question {qid!r}, answer {k}"
-        answers.append(
-            Answer(field_of(ans, "text", str, path, aloc), field_of(ans, "answer_start", int, path, aloc))
-        )
-    return QAExample(
-        qid, field_of(qa, "question", str, path, f"question {qid!r}"), context, tuple(answers), title
-    )
+        answers.append(Answer(field_of(ans, "text", str, path, aloc), field_of(ans, "answer_start", int, path, aloc)))
+    return QAExample(qid, field_of(qa, "question", str, path, f"question {qid!r}"), context, tuple(answers), title)
 
 
 def iter_raw(doc: Any, path: Path) -> Iterator[QAExample]:
@@ -108,9 +102,7 @@ def iter_raw(doc: Any, path: Path) -> Iterator[QAExample]:
                 yield parse_qa(qa, context, str(title), path, f"{loc}.qas[{k}]")
 
 
-def read_squad(
-    path: str | Path, skip_bad_answers: bool = False, stats: ReadStats | None = None
-) -> Iterator[QAExample]:
+def read_squad(path: str | Path, skip_bad_answers: bool = False, stats: ReadStats | None = None) -> Iterator[QAExample]:
     """Stream questions from a SQuAD/XQuAD/MLQA file; duplicate ids and misplaced answers are errors."""
     path = existing_file(path)
     stats = stats if stats is not None else ReadStats()

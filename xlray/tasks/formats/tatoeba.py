@@ -36,9 +36,7 @@ def read_tatoeba(source_path: str | Path, english_path: str | Path) -> Iterator[
         yield SentencePair(source, english, number)
 
 
-def write_tatoeba(
-    folder: str | Path, lang: str, pairs: Iterable[tuple[str, str] | SentencePair]
-) -> tuple[Path, Path]:
+def write_tatoeba(folder: str | Path, lang: str, pairs: Iterable[tuple[str, str] | SentencePair]) -> tuple[Path, Path]:
     """Write both files of one language atomically (each to a temporary name first); returns their paths."""
     source_path, english_path = tatoeba_paths(folder, lang)
     with atomic_text(source_path) as src, atomic_text(english_path) as eng:

@@ -26,8 +26,7 @@ def decode_line(raw: bytes, path: Path, number: int) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise XlrayError(
-            f"{where(path, number)}: invalid UTF-8 at byte {exc.start + 1} of the line; "
-            "re-encode the file as UTF-8"
+            f"{where(path, number)}: invalid UTF-8 at byte {exc.start + 1} of the line; re-encode the file as UTF-8"
         ) from None
 
 

@@ -40,9 +40,7 @@ def normalise_label(raw: str, path: str | Path, line: int) -> str:
     """Map a raw label to entailment/neutral/contradiction, or raise naming file:line."""
     label = ALIASES.get(raw.strip(), raw.strip())
     if label not in LABELS:
-        raise XlrayError(
-            f"{where(path, line)}: label {raw!r} is not one of {', '.join(LABELS)} (or 'contradictory')"
-        )
+        raise XlrayError(f"{where(path, line)}: label {raw!r} is not one of {', '.join(LABELS)} (or 'contradictory')")
     return label
 
 
@@ -111,9 +109,7 @@ def write_xnli(path: str | Path, examples: Iterable[NliExample]) -> int:
         for count, ex in enumerate(examples, 1):
             ex = checked_row(ex, path)
             row = dict.fromkeys(XNLI_COLUMNS, "")
-            row.update(
-                language=ex.language, gold_label=ex.label, sentence1=ex.premise, sentence2=ex.hypothesis
-            )
+            row.update(language=ex.language, gold_label=ex.label, sentence1=ex.premise, sentence2=ex.hypothesis)
             row.update(pairID=str(count), label1=ex.label)
             fh.write("\t".join(row[c] for c in XNLI_COLUMNS) + "\n")
     return count
