@@ -46,20 +46,13 @@ def split_specials(word_ids: list[int | None]) -> tuple[int, int]:
     return head, tail
 
 
-def fit(
-    ids: list[int], word_ids: list[int | None], max_length: int
-) -> tuple[list[int], list[int | None], bool]:
+def fit(ids: list[int], word_ids: list[int | None], max_length: int) -> tuple[list[int], list[int | None], bool]:
     """Cut the content so that the sequence fits ``max_length``, dropping only whole words."""
     if len(ids) <= max_length:
         return ids, word_ids, False
     head, tail = split_specials(word_ids)
     cut = max_length - tail
-    if (
-        cut < len(ids) - tail
-        and cut > head
-        and word_ids[cut] is not None
-        and word_ids[cut] == word_ids[cut - 1]
-    ):
+    if cut < len(ids) - tail and cut > head and word_ids[cut] is not None and word_ids[cut] == word_ids[cut - 1]:
         partial = word_ids[cut]
         while cut > head and word_ids[cut - 1] == partial:
             cut -= 1
@@ -67,21 +60,34 @@ def fit(
     return ids[:cut] + ids[end:], word_ids[:cut] + word_ids[end:], True
 
 
-def encode_words(tokenizer: Any, sentences: list[list[str]], max_length: int) -> Encoded:
-    """Tokenize pre-split sentences, truncate at whole words and build the subword-to-word maps."""
+def tokenize_words(
+    tokenizer: Any, sentences: list[list[str]], max_length: int
+) -> tuple[list[list[int]], list[list[int]], np.ndarray]:
+    """Token ids and word ids (-1 for special tokens) per sentence, cut at whole words; and which were cut."""
+    enc = tokenizer(sentences, is_split_into_words=True, truncation=False, add_special_tokens=True)
+    ids, wids, cut = [], [], []
+    for b in range(len(sentences)):
+        kept_ids, kept_wids, was_cut = fit(enc["input_ids"][b], enc.word_ids(b), max_length)
+        ids.append(kept_ids)
+        wids.append([-1 if w is None else w for w in kept_wids])
+        cut.append(was_cut)
+    return ids, wids, np.asarray(cut, dtype=bool)
+
+
+def collate(ids: list[list[int]], word_ids: list[list[int]], truncated: np.ndarray, pad_id: int) -> Encoded:
+    """Pad a batch of tokenized sentences and build the flat subword-to-word maps."""
     import torch
 
-    enc = tokenizer(sentences, is_split_into_words=True, truncation=False, add_special_tokens=True)
-    rows, kept, truncated = [], [], []
-    first, last, token_pos, token_word = [], [], [], []
-    fitted = [fit(enc["input_ids"][b], enc.word_ids(b), max_length) for b in range(len(sentences))]
-    width = max((len(ids) for ids, _, _ in fitted), default=0)
-    for b, (ids, wids, was_cut) in enumerate(fitted):
-        rows.append(ids)
-        truncated.append(was_cut)
+    width = max((len(row) for row in ids), default=0)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    kept, first, last, token_pos, token_word = [], [], [], [], []
+    for b, (row, wids) in enumerate(zip(ids, word_ids, strict=True)):
+        input_ids[b, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        mask[b, : len(row)] = 1
         words: list[int] = []
         for t, w in enumerate(wids):
-            if w is None:
+            if w < 0:
                 continue
             flat = b * width + t
             if not words or words[-1] != w:
@@ -93,13 +99,10 @@ def encode_words(tokenizer: Any, sentences: list[list[str]], max_length: int) ->
             token_pos.append(flat)
             token_word.append(len(first) - 1)
         kept.append(np.asarray(words, dtype=np.int32))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for b, ids in enumerate(rows):
-        input_ids[b, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-        mask[b, : len(ids)] = 1
-    as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
+
+    def as_long(xs: list[int]) -> Any:
+        return torch.tensor(xs, dtype=torch.long)
+
     return Encoded(
         input_ids,
         mask,
@@ -110,6 +113,13 @@ def encode_words(tokenizer: Any, sentences: list[list[str]], max_length: int) ->
         as_long(token_pos),
         as_long(token_word),
     )
+
+
+def encode_words(tokenizer: Any, sentences: list[list[str]], max_length: int) -> Encoded:
+    """Tokenize pre-split sentences, truncate at whole words and build the subword-to-word maps."""
+    ids, wids, cut = tokenize_words(tokenizer, sentences, max_length)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return collate(ids, wids, cut, pad)
 
 
 def pool_words(states: Any, enc: Encoded, mode: Pooling) -> Any:
