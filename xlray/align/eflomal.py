@@ -1,0 +1,126 @@
+"""Symmetrised eflomal word alignment: forward and reverse links, intersected, one-to-one links only.
+
+eflomal 2.0 seeds its Gibbs samplers from /dev/urandom and exposes no seed, so two runs on the same corpus can
+differ in a few links; raising ``n_samplers`` (independent samplers whose marginals are averaged) lowers that
+variance. The intersection keeps the links both directions agree on, which is the stable part.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from xlray.errors import XlrayError
+
+Link = tuple[int, int]
+
+# eflomal's writer replaces sentences of this many tokens or more by an empty one (no links).
+MAX_EFLOMAL_TOKENS = 0x400
+
+
+def word_align(
+    src: Sequence[Sequence[str]],
+    tgt: Sequence[Sequence[str]],
+    *,
+    model: int = 3,
+    n_samplers: int = 3,
+    rel_iterations: float = 1.0,
+    null_prior: float = 0.2,
+) -> list[list[Link]]:
+    """Align pre-tokenized sentence pairs; returns per pair the sorted (src index, tgt index) links.
+
+    Args:
+        src: source sentences, each a list of words (no whitespace inside a word); may be empty.
+        tgt: target sentences, line-parallel to ``src``.
+        model: eflomal model (1 = IBM1, 2 = + HMM, 3 = + fertility).
+        n_samplers: independent samplers; more is slower but less variable.
+        rel_iterations: iteration count relative to eflomal's default (5000 / sqrt(n_sentences)).
+        null_prior: prior probability of a NULL alignment.
+    """
+    if len(src) != len(tgt):
+        raise XlrayError(f"word_align: {len(src)} source sentences but {len(tgt)} target sentences")
+    if model not in (1, 2, 3):
+        raise XlrayError(f"word_align: model: expected 1, 2 or 3, got {model}")
+    check_tokens(src, "source")
+    check_tokens(tgt, "target")
+    # Pairs with an empty side have no links; leaving them out keeps eflomal's vocabulary and counts clean.
+    keep = [i for i in range(len(src)) if len(src[i]) and len(tgt[i])]
+    links: list[list[Link]] = [[] for _ in src]
+    if not keep:
+        return links
+    fwd, rev = run_eflomal(
+        [src[i] for i in keep],
+        [tgt[i] for i in keep],
+        model=model,
+        n_samplers=n_samplers,
+        rel_iterations=rel_iterations,
+        null_prior=null_prior,
+    )
+    for k, i in enumerate(keep):
+        links[i] = one_to_one(set(fwd[k]) & set(rev[k]))
+    return links
+
+
+def check_tokens(sents: Sequence[Sequence[str]], side: str) -> None:
+    """Reject words that eflomal would split or drop, since links are word positions."""
+    for i, sent in enumerate(sents):
+        for j, word in enumerate(sent):
+            if not word or any(ch.isspace() for ch in word):
+                raise XlrayError(
+                    f"word_align: {side} sentence {i}, word {j}: {word!r} is empty or contains whitespace;"
+                    " tokenize into words first"
+                )
+        if len(sent) >= MAX_EFLOMAL_TOKENS:
+            logging.getLogger(__name__).warning(
+                "%s sentence %d has %d words; eflomal aligns nothing in it", side, i, len(sent)
+            )
+
+
+def run_eflomal(
+    src: Sequence[Sequence[str]],
+    tgt: Sequence[Sequence[str]],
+    *,
+    model: int,
+    n_samplers: int,
+    rel_iterations: float,
+    null_prior: float,
+) -> tuple[list[list[Link]], list[list[Link]]]:
+    """Run the eflomal binary once; returns the forward and reverse links per sentence pair."""
+    import eflomal
+
+    aligner = eflomal.Aligner(model=model, n_samplers=n_samplers, rel_iterations=rel_iterations, null_prior=null_prior)
+    with tempfile.TemporaryDirectory(prefix="xlray-eflomal-") as tmp:
+        fwd_path, rev_path = Path(tmp) / "fwd", Path(tmp) / "rev"
+        aligner.align(
+            [" ".join(s) for s in src],
+            [" ".join(t) for t in tgt],
+            links_filename_fwd=str(fwd_path),
+            links_filename_rev=str(rev_path),
+            quiet=True,
+        )
+        return read_links(fwd_path, len(src)), read_links(rev_path, len(src))
+
+
+def read_links(path: Path, n_sents: int) -> list[list[Link]]:
+    """Parse eflomal's Pharaoh-format output (``i-j`` per link, one line per sentence pair)."""
+    # eflomal's Python wrapper ignores the binary's exit status, so a crash shows up as missing output.
+    if not path.is_file():
+        raise XlrayError("word_align: eflomal wrote no links file; run `eflomal-align --help` to check it")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if len(lines) != n_sents:
+        raise XlrayError(f"word_align: eflomal wrote {len(lines)} link lines for {n_sents} sentence pairs")
+    out = []
+    for line in lines:
+        pairs = (item.split("-") for item in line.split())
+        out.append([(int(i), int(j)) for i, j in pairs])
+    return out
+
+
+def one_to_one(links: set[Link] | Sequence[Link]) -> list[Link]:
+    """Keep only links whose source word and target word each take part in exactly one link."""
+    src_n = Counter(i for i, _ in links)
+    tgt_n = Counter(j for _, j in links)
+    return sorted((i, j) for i, j in links if src_n[i] == 1 and tgt_n[j] == 1)
