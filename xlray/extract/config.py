@@ -1,0 +1,69 @@
+"""Config of `xlray extract`: which corpus, which model, which layers, and how to run and store it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig
+
+
+class TextCorpus(Strict):
+    """Plain text: one pre-tokenized (whitespace-split) sentence per line, all in one language."""
+
+    format: Literal["text"] = "text"
+    path: str = Field(description="Local path or cloud URI (s3://, gs://)")
+    language: str
+
+
+class ParallelCorpus(Strict):
+    """Two line-aligned files; line k of one is the translation of line k of the other."""
+
+    format: Literal["parallel"] = "parallel"
+    source: str
+    target: str
+    source_language: str
+    target_language: str
+
+
+class TableCorpus(Strict):
+    """TSV (with a header), JSONL or Parquet with id, language and text columns."""
+
+    format: Literal["tsv", "jsonl", "parquet"]
+    path: str
+    id_column: str = "id"
+    language_column: str = "language"
+    text_column: str = "text"
+
+
+Corpus = Annotated[TextCorpus | ParallelCorpus | TableCorpus, Field(discriminator="format")]
+
+
+class ExtractConfig(Strict):
+    """Everything `xlray extract` needs; defaults follow Mousi et al. (last subword, cap 15, all layers)."""
+
+    stage: Literal["extract"] = "extract"
+    model: ModelConfig
+    inputs: list[Corpus] = Field(min_length=1)
+    languages: list[str] = Field(min_length=1, description="Declared language codes; other codes are bad input")
+    output_dir: str
+    layers: list[int] | Literal["all"] = Field("all", description="Hidden-state indices; 0 = embedding output")
+    sites: list[Literal["encoder", "decoder"]] = Field(
+        default_factory=lambda: ["encoder"], description="decoder: mT5 only, parallel inputs, teacher forcing"
+    )
+    pooling: Literal["first", "last", "mean"] = "last"
+    cap: int | None = Field(15, ge=1, description="Max kept occurrences per word type; None keeps all")
+    dtype: Literal["float16", "float32"] = Field("float16", description="Stored vector precision")
+    on_invalid: Literal["error", "skip"] = Field(
+        "error", description="Invalid UTF-8 or empty lines: stop with file:line, or skip and count"
+    )
+    chunk_lines: int = Field(2048, ge=1, description="Sentences per input block (one output shard each)")
+    batch_size: int = Field(64, ge=1, description="Sentences per forward pass (length-bucketed)")
+    actors: int = Field(1, ge=1, description="Forward actors in the pool")
+    gpus_per_actor: float | Literal["auto"] = Field("auto", description="auto: 1 if the cluster has GPUs, else 0")
+    tokenizer_actors: int = Field(1, ge=1)
+    torch_threads: int | None = Field(None, ge=1, description="CPU threads per forward actor without a GPU")
+    seed: int = 0
+    ray: RayConfig = Field(default_factory=RayConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)

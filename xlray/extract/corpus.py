@@ -1,0 +1,239 @@
+"""Corpus input for extraction: plan byte-offset chunks on the driver, read one chunk per Ray task.
+
+Every sentence gets a stable id ``<input name>:<line>`` (or the id column of a table), so resumed and re-run
+extractions produce the same rows. Reading streams through pyarrow filesystems (local paths, s3://, gs://).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+import numpy as np
+from pyarrow import fs as pafs
+
+from xlray.errors import XlrayError
+from xlray.extract.config import Corpus, ParallelCorpus, TableCorpus, TextCorpus
+
+READ_BLOCK = 1 << 22
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """``n_lines`` lines of input ``input_index`` starting at 1-based line ``first_line`` (byte offsets per file)."""
+
+    chunk_id: str
+    input_index: int
+    first_line: int
+    n_lines: int
+    offsets: tuple[int, ...]
+
+
+@dataclass
+class Item:
+    """One unit of extraction: a sentence, or a source/target pair for a decoder site."""
+
+    sentence_id: str
+    language: str
+    words: list[str]
+    where: str
+    target_language: str | None = None
+    target_words: list[str] | None = None
+
+
+def open_fs(path: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and path for a local path or a URI."""
+    if "://" in path:
+        return pafs.FileSystem.from_uri(path)
+    return pafs.LocalFileSystem(), str(PurePosixPath(path)) if path.startswith("/") else path
+
+
+def input_files(corpus: Corpus) -> list[str]:
+    return [corpus.source, corpus.target] if isinstance(corpus, ParallelCorpus) else [corpus.path]
+
+
+def input_name(corpus: Corpus) -> str:
+    """The stem that sentence ids start with: ``corpus`` for corpus.txt, ``xl-en`` for xl-en.xl / xl-en.en."""
+    return PurePosixPath(input_files(corpus)[0]).name.rsplit(".", 1)[0]
+
+
+def line_offsets(path: str, every: int) -> tuple[list[int], int]:
+    """Byte offset of line 1, 1+every, 1+2*every, ...; and the number of lines (a last line without newline counts)."""
+    filesystem, where = open_fs(path)
+    try:
+        stream = filesystem.open_input_stream(where)
+    except (FileNotFoundError, OSError) as exc:
+        raise XlrayError(f"{path}: cannot open input: {str(exc).splitlines()[0]}") from None
+    starts, lines, pos, last_byte = [0], 0, 0, b"\n"
+    with stream:
+        while block := stream.read(READ_BLOCK):
+            newlines = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10)
+            for k in newlines:
+                lines += 1
+                if lines % every == 0:
+                    starts.append(pos + int(k) + 1)
+            pos += len(block)
+            last_byte = block[-1:]
+    if last_byte != b"\n":
+        lines += 1
+    elif starts[-1] == pos:
+        starts.pop()
+    return starts, lines
+
+
+def plan_chunks(inputs: list[Corpus], chunk_lines: int) -> list[Chunk]:
+    """Split every input into chunks of ``chunk_lines`` lines; parallel files must have equal line counts."""
+    chunks = []
+    for index, corpus in enumerate(inputs):
+        if corpus.format == "parquet":
+            chunks += parquet_chunks(index, corpus)
+            continue
+        planned = [line_offsets(path, chunk_lines) for path in input_files(corpus)]
+        counts = [n for _, n in planned]
+        if len(set(counts)) > 1:
+            a, b = input_files(corpus)
+            raise XlrayError(f"{a} has {counts[0]} lines but {b} has {counts[1]}: parallel files must be line-aligned")
+        per_file = list(zip(*[starts for starts, _ in planned], strict=True))
+        for k, offsets in enumerate(per_file):
+            first = k * chunk_lines + 1
+            n = min(chunk_lines, counts[0] - first + 1)
+            chunks.append(Chunk(f"{index:03d}-{k:06d}", index, first, n, offsets))
+    return chunks
+
+
+def parquet_chunks(index: int, corpus: TableCorpus) -> list[Chunk]:
+    import pyarrow.parquet as pq
+
+    filesystem, where = open_fs(corpus.path)
+    try:
+        meta = pq.ParquetFile(where, filesystem=filesystem).metadata
+    except (FileNotFoundError, OSError) as exc:
+        raise XlrayError(f"{corpus.path}: cannot open Parquet input: {str(exc).splitlines()[0]}") from None
+    return [Chunk(f"{index:03d}-{g:06d}", index, g, meta.row_group(g).num_rows, ()) for g in range(meta.num_row_groups)]
+
+
+def raw_lines(path: str, offset: int, first_line: int, n_lines: int) -> Iterator[tuple[int, bytes]]:
+    """Lines ``first_line ..`` (at most ``n_lines``) read from byte ``offset``, streamed in blocks."""
+    filesystem, where = open_fs(path)
+    number, end = first_line, first_line + n_lines
+    with filesystem.open_input_file(where) as handle:
+        handle.seek(offset)
+        buffer = b""
+        while number < end:
+            block = handle.read(READ_BLOCK)
+            *lines, buffer = (buffer + block).split(b"\n")
+            if not block and buffer:
+                lines.append(buffer)
+            for raw in lines[: end - number]:
+                yield number, raw.rstrip(b"\r")
+                number += 1
+            if not block:
+                return
+
+
+class Invalid(Exception):
+    """A bad line; becomes an XlrayError or a skip, as the config says."""
+
+
+def decode(raw: bytes, path: str, number: int) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Invalid(f"{path}:{number}: not valid UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise Invalid(f"{path}:{number}: empty line")
+    return text
+
+
+def text_items(corpus: TextCorpus, chunk: Chunk, name: str) -> Iterator[Item | Invalid]:
+    for number, raw in raw_lines(corpus.path, chunk.offsets[0], chunk.first_line, chunk.n_lines):
+        try:
+            text = decode(raw, corpus.path, number)
+            yield Item(f"{name}:{number}", corpus.language, text.split(), f"{corpus.path}:{number}")
+        except Invalid as bad:
+            yield bad
+
+
+def parallel_items(corpus: ParallelCorpus, chunk: Chunk, name: str, pairs: bool) -> Iterator[Item | Invalid]:
+    src = raw_lines(corpus.source, chunk.offsets[0], chunk.first_line, chunk.n_lines)
+    tgt = raw_lines(corpus.target, chunk.offsets[1], chunk.first_line, chunk.n_lines)
+    for (number, a), (_, b) in zip(src, tgt, strict=True):
+        try:
+            s_words = decode(a, corpus.source, number).split()
+            t_words = decode(b, corpus.target, number).split()
+        except Invalid as bad:
+            yield bad
+            continue
+        sid, where = f"{name}:{number}", f"{corpus.source}:{number}"
+        if pairs:
+            yield Item(sid, corpus.source_language, s_words, where, corpus.target_language, t_words)
+        else:
+            yield Item(sid, corpus.source_language, s_words, where)
+            yield Item(sid, corpus.target_language, t_words, f"{corpus.target}:{number}")
+
+
+def table_items(corpus: TableCorpus, chunk: Chunk) -> Iterator[Item | Invalid]:
+    if corpus.format == "parquet":
+        yield from parquet_items(corpus, chunk)
+        return
+    cols = (corpus.id_column, corpus.language_column, corpus.text_column)
+    header = None
+    if corpus.format == "tsv":
+        first = next(raw_lines(corpus.path, 0, 1, 1))[1].decode("utf-8", "replace").split("\t")
+        missing = [c for c in cols if c not in first]
+        if missing:
+            raise XlrayError(f"{corpus.path}:1: header lacks column(s) {missing}")
+        header = [first.index(c) for c in cols]
+    for number, raw in raw_lines(corpus.path, chunk.offsets[0], chunk.first_line, chunk.n_lines):
+        if header is not None and number == 1:
+            continue
+        try:
+            text = decode(raw, corpus.path, number)
+            values = table_row(text, header, cols, corpus.path, number)
+        except Invalid as bad:
+            yield bad
+            continue
+        yield Item(str(values[0]), str(values[1]), str(values[2]).split(), f"{corpus.path}:{number}")
+
+
+def table_row(text: str, header: list[int] | None, cols: tuple[str, ...], path: str, number: int) -> list[Any]:
+    if header is not None:
+        fields = text.split("\t")
+        if len(fields) <= max(header):
+            raise Invalid(f"{path}:{number}: expected at least {max(header) + 1} tab-separated fields")
+        return [fields[i] for i in header]
+    try:
+        obj = json.loads(text)
+        return [obj[c] for c in cols]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise Invalid(f"{path}:{number}: bad JSON line ({type(exc).__name__}: {exc})") from None
+
+
+def parquet_items(corpus: TableCorpus, chunk: Chunk) -> Iterator[Item | Invalid]:
+    import pyarrow.parquet as pq
+
+    filesystem, where = open_fs(corpus.path)
+    cols = [corpus.id_column, corpus.language_column, corpus.text_column]
+    try:
+        table = pq.ParquetFile(where, filesystem=filesystem).read_row_group(chunk.first_line, columns=cols)
+    except (KeyError, ValueError) as exc:
+        raise XlrayError(f"{corpus.path}: Parquet input lacks column(s) {cols}: {exc}") from None
+    for k, (sid, lang, text) in enumerate(zip(*(table[c].to_pylist() for c in cols), strict=True)):
+        if not text or not str(text).strip():
+            yield Invalid(f"{corpus.path}: row group {chunk.first_line} row {k}: empty text")
+            continue
+        yield Item(str(sid), str(lang), str(text).split(), f"{corpus.path}: row group {chunk.first_line} row {k}")
+
+
+def read_chunk(inputs: list[Corpus], chunk: Chunk, pairs: bool) -> Iterator[Item | Invalid]:
+    """The items of one chunk, and an ``Invalid`` for each bad line, in input order."""
+    corpus = inputs[chunk.input_index]
+    if isinstance(corpus, TextCorpus):
+        yield from text_items(corpus, chunk, input_name(corpus))
+    elif isinstance(corpus, ParallelCorpus):
+        yield from parallel_items(corpus, chunk, input_name(corpus), pairs)
+    else:
+        yield from table_items(corpus, chunk)
