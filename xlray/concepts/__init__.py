@@ -1,0 +1,1 @@
+"""Latent concept discovery (clustering of word representations) and cross-lingual alignment metrics."""
