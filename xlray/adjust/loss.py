@@ -1,0 +1,136 @@
+"""The cross-lingual adjustment loss on one layer: L = L_align + λ · L_reg (Cao et al. 2020; Efimov et al. 2023).
+
+L_align is the mean, over word links (and special-token anchors), of the squared L2 distance between the foreign
+word vector and its English word vector; L_reg is the mean, over English words, of the squared L2 distance between
+the trained model's English vectors and those of the frozen original. Continual learning calls
+:func:`alignment_loss` with its own weights on the two parts.
+
+An ``encoder`` here is any module called as ``encoder(input_ids=, attention_mask=, output_hidden_states=True)``
+whose output has ``hidden_states`` (h0 = embeddings, ..., hL), e.g. ``BertModel`` or mT5's ``model.encoder``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from xlray.adjust.config import LossConfig
+from xlray.adjust.pairs import Link, PairBatch
+from xlray.wordmap import Encoded, encode_words, pool_words
+
+
+@dataclass
+class LossParts:
+    """The loss and its parts (scalar tensors), with the counts behind the means."""
+
+    total: torch.Tensor  # align + reg_lambda * reg
+    align: torch.Tensor
+    reg: torch.Tensor
+    n_links: int  # word links plus anchor links
+    n_english_words: int
+    lost_links: int  # links to a word cut off by the length limit
+
+
+def encoder_of(lm: Any) -> torch.nn.Module:
+    """The module the adjustment trains: the whole encoder model, or mT5's encoder stack (its decoder is unused)."""
+    return lm.model.encoder if lm.family.has_decoder else lm.model
+
+
+def run_encoder(encoder: torch.nn.Module, enc: Encoded) -> tuple[torch.Tensor, ...]:
+    """All hidden states (h0..hL), each [batch, tokens, hidden]."""
+    device = next(encoder.parameters()).device
+    out = encoder(
+        input_ids=enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device), output_hidden_states=True
+    )
+    return out.hidden_states
+
+
+def link_rows(enc_src: Encoded, enc_en: Encoded, links: list[list[Link]]) -> tuple[list[int], list[int], int]:
+    """Rows of the pooled word matrices for each link; links to a truncated-away word are counted, not used."""
+    src_rows, en_rows, lost = [], [], 0
+    src_off = np.cumsum([0] + [len(k) for k in enc_src.kept_words])
+    en_off = np.cumsum([0] + [len(k) for k in enc_en.kept_words])
+    for b, pair_links in enumerate(links):
+        src_pos = {int(w): src_off[b] + r for r, w in enumerate(enc_src.kept_words[b])}
+        en_pos = {int(w): en_off[b] + r for r, w in enumerate(enc_en.kept_words[b])}
+        for i, j in pair_links:
+            if i in src_pos and j in en_pos:
+                src_rows.append(int(src_pos[i]))
+                en_rows.append(int(en_pos[j]))
+            else:
+                lost += 1
+    return src_rows, en_rows, lost
+
+
+def special_positions(enc: Encoded) -> list[list[int]]:
+    """Flat positions of each sentence's special tokens ([CLS]/[SEP], <s>/</s>, mT5's </s>), in order."""
+    mask = enc.attention_mask.numpy().astype(bool).reshape(-1)
+    mask[enc.token_pos.numpy()] = False
+    width = enc.input_ids.shape[1]
+    flat = np.flatnonzero(mask)
+    return [flat[(flat >= b * width) & (flat < (b + 1) * width)].tolist() for b in range(enc.input_ids.shape[0])]
+
+
+def anchor_rows(enc_src: Encoded, enc_en: Encoded) -> tuple[list[int], list[int]]:
+    """Pair the k-th special token of each foreign sentence with the k-th of its English sentence."""
+    src_rows, en_rows = [], []
+    for src, en in zip(special_positions(enc_src), special_positions(enc_en), strict=True):
+        n = min(len(src), len(en))
+        src_rows += src[:n]
+        en_rows += en[:n]
+    return src_rows, en_rows
+
+
+def take(x: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """Rows of a [n, hidden] matrix (or of a flattened [batch, tokens, hidden] one)."""
+    flat = x.reshape(-1, x.shape[-1])
+    return flat.index_select(0, torch.tensor(rows, dtype=torch.long, device=x.device))
+
+
+def squared_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of the squared L2 distance, in float32 (0 for no rows)."""
+    if a.shape[0] == 0:
+        return a.new_zeros((), dtype=torch.float32)
+    return (a.float() - b.float()).pow(2).sum(-1).mean()
+
+
+def alignment_loss(
+    encoder: torch.nn.Module,
+    original: torch.nn.Module,
+    tokenizer: Any,
+    batch: PairBatch,
+    cfg: LossConfig,
+    max_length: int,
+) -> LossParts:
+    """The adjustment loss of one batch of aligned pairs; gradients flow into ``encoder`` only.
+
+    Args:
+        encoder: the model being trained (see the module docstring for what it must accept).
+        original: the frozen original model of the same architecture (run without gradients).
+        tokenizer: the fast tokenizer of both models.
+        batch: word-aligned pairs; links are (foreign word index, English word index).
+        cfg: layer, subword pooling, target (trainable or frozen English), λ and anchors.
+        max_length: token limit; words beyond it are cut whole and their links counted in ``lost_links``.
+    """
+    enc_src = encode_words(tokenizer, batch.source, max_length)
+    enc_en = encode_words(tokenizer, batch.english, max_length)
+    h_src = run_encoder(encoder, enc_src)[cfg.layer]
+    h_en = run_encoder(encoder, enc_en)[cfg.layer]
+    with torch.no_grad():
+        h_orig = run_encoder(original, enc_en)[cfg.layer]
+    w_src, w_en, w_orig = (
+        pool_words(h, e, cfg.pooling) for h, e in ((h_src, enc_src), (h_en, enc_en), (h_orig, enc_en))
+    )
+    h_target, w_target = (h_en, w_en) if cfg.target == "trainable" else (h_orig, w_orig)
+    src_rows, en_rows, lost = link_rows(enc_src, enc_en, batch.links)
+    a, b = take(w_src, src_rows), take(w_target, en_rows)
+    if cfg.anchors:
+        src_anchor, en_anchor = anchor_rows(enc_src, enc_en)
+        a = torch.cat([a, take(h_src, src_anchor)])
+        b = torch.cat([b, take(h_target, en_anchor)])
+    align = squared_distance(a, b)
+    reg = squared_distance(w_en, w_orig)
+    return LossParts(align + cfg.reg_lambda * reg, align, reg, a.shape[0], enc_en.n_words, lost)
