@@ -21,15 +21,20 @@ def occurrence_hash(sentence_id: str, index: int, word: str) -> int:
     return int.from_bytes(digest, "little")
 
 
-def smallest_hashes(occurrences: Iterable[tuple[str, str, int]], cap: int) -> dict[str, list[int]]:
-    """Per word type, its ``cap + 1`` smallest hashes (sorted) among (word, sentence id, index) triples.
+def type_key(language: str | None, word: str) -> str:
+    """Types are per language: ``.`` or a shared name in two languages are two types."""
+    return f"{language}\x1f{word}"
+
+
+def smallest_hashes(occurrences: Iterable[tuple[str, str, int, str]], cap: int) -> dict[str, list[int]]:
+    """Per type key, its ``cap + 1`` smallest hashes (sorted) among (key, sentence id, index, word) occurrences.
 
     One more than the cap is kept so that a merge can tell whether a type occurs more than ``cap`` times.
     """
     heaps: dict[str, list[int]] = {}
-    for word, sentence_id, index in occurrences:
+    for key, sentence_id, index, word in occurrences:
         h = -occurrence_hash(sentence_id, index, word)  # a max-heap of the smallest hashes
-        heap = heaps.setdefault(word, [])
+        heap = heaps.setdefault(key, [])
         if len(heap) <= cap:
             heapq.heappush(heap, h)
         elif h > heap[0]:
@@ -47,6 +52,6 @@ def merge_thresholds(parts: Iterable[dict[str, list[int]]], cap: int) -> dict[st
     return {word: hashes[cap - 1] for word, hashes in merged.items() if len(hashes) > cap}
 
 
-def keep(sentence_id: str, index: int, word: str, thresholds: dict[str, int]) -> bool:
+def keep(sentence_id: str, index: int, word: str, key: str, thresholds: dict[str, int]) -> bool:
     """Whether this occurrence is among its type's kept ones."""
-    return occurrence_hash(sentence_id, index, word) <= thresholds.get(word, UNCAPPED)
+    return occurrence_hash(sentence_id, index, word) <= thresholds.get(key, UNCAPPED)

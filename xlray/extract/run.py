@@ -16,7 +16,7 @@ from typing import Any
 
 from xlray.configs import load_config
 from xlray.errors import XlrayError
-from xlray.extract.cap import merge_thresholds, smallest_hashes
+from xlray.extract.cap import merge_thresholds, smallest_hashes, type_key
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Item, plan_chunks, read_chunk
 from xlray.extract.shards import MANIFEST, finished_shards, shard_stats, write_json_atomic
@@ -28,8 +28,12 @@ def chunk_hashes(cfg_json: str, chunk: dict, pairs: bool) -> dict[str, list[int]
     """First pass of the cap over one chunk (a Ray task)."""
     cfg = ExtractConfig.model_validate_json(cfg_json)
     items = [it for it in read_chunk(cfg.inputs, Chunk(**chunk), pairs) if isinstance(it, Item)]
-    occurrences = [(w, it.sentence_id, i) for it in items for i, w in enumerate(it.words)]
-    occurrences += [(w, it.sentence_id, i) for it in items for i, w in enumerate(it.target_words or [])]
+    occurrences = [(type_key(it.language, w), it.sentence_id, i, w) for it in items for i, w in enumerate(it.words)]
+    occurrences += [
+        (type_key(it.target_language, w), it.sentence_id, i, w)
+        for it in items
+        for i, w in enumerate(it.target_words or [])
+    ]
     return smallest_hashes(occurrences, cfg.cap)
 
 
@@ -76,11 +80,15 @@ def gpus_per_actor(cfg: ExtractConfig) -> float:
 
 
 def user_error(exc: BaseException) -> XlrayError | None:
-    """The XlrayError a Ray task raised, dug out of Ray's wrappers."""
+    """The XlrayError a Ray task raised, dug out of Ray's wrappers (as an object, or from the remote traceback)."""
     seen = 0
     while exc is not None and seen < 12:
         if isinstance(exc, XlrayError):
             return exc
+        marker = "xlray.errors.XlrayError: "
+        text = str(exc)
+        if marker in text:
+            return XlrayError(text.split(marker, 1)[1].splitlines()[0].strip())
         cause = getattr(exc, "cause", None)
         exc = cause if isinstance(cause, BaseException) else (exc.__cause__ or exc.__context__)
         seen += 1

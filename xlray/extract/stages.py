@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from xlray.configs import ModelConfig
 from xlray.errors import XlrayError
-from xlray.extract.cap import UNCAPPED, occurrence_hash
+from xlray.extract.cap import UNCAPPED, occurrence_hash, type_key
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Invalid, Item, read_chunk
 
@@ -50,11 +50,16 @@ class TokenizeChunks:
             m.name, revision=m.revision, trust_remote_code=m.trust_remote_code
         )
         self.max_length = max_length
-        self.thresholds: dict[str, int] = ray.get(thresholds_ref)
+        self.thresholds: dict[str, int] = (
+            thresholds_ref if isinstance(thresholds_ref, dict) else ray.get(thresholds_ref)
+        )
         self.pairs = "decoder" in self.cfg.sites
 
-    def keep_mask(self, item_id: str, words: list[str]) -> list[bool]:
-        return [occurrence_hash(item_id, i, w) <= self.thresholds.get(w, UNCAPPED) for i, w in enumerate(words)]
+    def keep_mask(self, item_id: str, language: str | None, words: list[str]) -> list[bool]:
+        limits = self.thresholds
+        return [
+            occurrence_hash(item_id, i, w) <= limits.get(type_key(language, w), UNCAPPED) for i, w in enumerate(words)
+        ]
 
     def tokenize(self, sentences: list[list[str]]) -> dict[str, Any]:
         from xlray.wordmap import tokenize_words
@@ -72,12 +77,14 @@ class TokenizeChunks:
                 "chunk": asdict(chunk),
                 "items": [asdict(it) for it in items],
                 "source": self.tokenize([it.words for it in items]),
-                "keep": [self.keep_mask(it.sentence_id, it.words) for it in items],
+                "keep": [self.keep_mask(it.sentence_id, it.language, it.words) for it in items],
                 "stats": dict(stats),
             }
             if self.pairs:
                 payload["target"] = self.tokenize([it.target_words or [] for it in items])
-                payload["target_keep"] = [self.keep_mask(it.sentence_id, it.target_words or []) for it in items]
+                payload["target_keep"] = [
+                    self.keep_mask(it.sentence_id, it.target_language, it.target_words or []) for it in items
+                ]
             out.append(payload)
         return {"chunk_id": batch["chunk_id"], "payload": np.array(out, dtype=object)}
 
