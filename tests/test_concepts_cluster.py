@@ -115,3 +115,14 @@ def test_cluster_config_is_a_strict_discriminated_union():
         validate(Holder, {"clustering": {"method": "dbscan"}}, "c.yaml")
     with pytest.raises(XlrayError, match=r"clustering.fast-hdbscan.metric"):
         validate(Holder, {"clustering": {"method": "fast-hdbscan", "metric": "cosine"}}, "c.yaml")
+
+
+def test_fast_hdbscan_above_30_dimensions_is_seeded_and_leaves_numpy_state_alone():
+    # Above 30-d fast_hdbscan switches to a pynndescent k-NN graph (approximate, randomised).
+    x, y = planted(n_per=100, dim=40)
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    a = cluster(x, FastHdbscanConfig(min_cluster_size=20), seed=7)
+    assert np.array_equal(np.random.get_state()[1], before)
+    assert adjusted_rand_score(y, a.labels) == 1.0
+    assert np.array_equal(cluster(x, FastHdbscanConfig(min_cluster_size=20), seed=7).labels, a.labels)

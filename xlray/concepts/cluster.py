@@ -18,6 +18,9 @@ from pydantic import Field
 from xlray.configs import Strict
 from xlray.errors import XlrayError
 
+# fast_hdbscan uses an exact KD-tree Borůvka MST up to this dimension and a pynndescent k-NN graph above it.
+KDTREE_MAX_DIM = 30
+
 
 class HdbscanKnobs(Strict):
     """The HDBSCAN settings both backends share."""
@@ -32,7 +35,7 @@ class HdbscanKnobs(Strict):
 
 
 class FastHdbscanConfig(HdbscanKnobs):
-    """fast_hdbscan: Borůvka MST on a KD-tree with numba threads (run in its reproducible mode)."""
+    """fast_hdbscan: exact KD-tree Borůvka MST up to 30-d, approximate pynndescent k-NN graph above (seeded)."""
 
     method: Literal["fast-hdbscan"] = "fast-hdbscan"
     # Other metrics need pynndescent, which is not a dependency; L2-normalised points make euclidean ~ cosine.
@@ -113,7 +116,23 @@ def run_fast_hdbscan(x: np.ndarray, cfg: FastHdbscanConfig, seed: int) -> np.nda
         metric=cfg.metric,
         reproducible=True,
     )
-    return model.fit(x).labels_
+    if x.shape[1] <= KDTREE_MAX_DIM:
+        return model.fit(x).labels_
+    # Above 30 dimensions fast_hdbscan builds a pynndescent k-NN graph without passing a random_state, so
+    # pynndescent draws from NumPy's global generator: seed it for this call and put the old state back.
+    try:
+        import pynndescent  # noqa: F401
+    except ImportError:
+        raise XlrayError(
+            f"clustering.fast-hdbscan: {x.shape[1]}-d points need pynndescent (pip install pynndescent);"
+            f" or set points.pca_dim <= {KDTREE_MAX_DIM}"
+        ) from None
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        return model.fit(x).labels_
+    finally:
+        np.random.set_state(state)
 
 
 def run_hdbscan(x: np.ndarray, cfg: HdbscanConfig, seed: int) -> np.ndarray:
