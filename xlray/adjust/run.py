@@ -1,0 +1,266 @@
+"""`xlray adjust CONFIG`: cross-lingual adjustment of a multilingual encoder, written out as a recipe.
+
+load config -> aligned pairs (cached) -> trainable model and frozen original -> statistics before -> train with
+accelerate -> statistics after -> checkpoint, statistics, manifest (last) -> MLflow.
+
+Output folder:
+    pairs.parquet, pairs.json   aligned pairs (train and held-out; the continual-learning pool) and their counts
+    checkpoint/                 model + tokenizer (safetensors), adjust_config.yaml, alignment_stats.json
+    stats.json                  held-out distances per language and layer, before and after
+    manifest.json               written last: the run is complete iff it exists
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from xlray.adjust.config import AdjustConfig
+from xlray.adjust.loss import alignment_loss, encoder_of
+from xlray.adjust.measure import distance_stats, flat_metrics
+from xlray.adjust.pairs import AlignedPairs, build_pairs, read_pairs, write_pairs
+from xlray.configs import TrackingConfig, load_config
+from xlray.errors import XlrayError
+from xlray.models import describe, load_model
+from xlray.tracking import open_run
+
+MANIFEST = "manifest.json"
+
+
+def main(config_path: str | Path) -> int:
+    """CLI entry: run the adjustment described by a YAML config."""
+    run_adjust(load_config(config_path, AdjustConfig))
+    return 0
+
+
+def run_adjust(cfg: AdjustConfig) -> dict[str, Any]:
+    """Run (or skip, if already finished with this config) one adjustment; returns its manifest."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+
+    out = Path(cfg.output_dir)
+    done = finished_manifest(out, cfg)
+    if done is not None:
+        print(f"adjust: {out} is already complete (manifest.json); nothing to do")
+        return done
+    out.mkdir(parents=True, exist_ok=True)
+    set_seed(cfg.seed)
+    fresh_accelerator_state(cfg.optim.mixed_precision)
+    accelerator = Accelerator(
+        mixed_precision=cfg.optim.mixed_precision,
+        gradient_accumulation_steps=cfg.optim.grad_accum,
+        cpu=cfg.optim.device == "cpu",
+    )
+
+    # 1. Aligned pairs: sampled, eflomal-aligned, split into train and held-out; built once (by the main process,
+    #    the others read its file) and reused by a re-run after a failure.
+    with accelerator.main_process_first():
+        pairs = aligned_pairs(cfg, out)
+    train, heldout = pairs.subset(split="train"), pairs.subset(split="heldout")
+
+    # 2. The model to train (float32 weights; mixed precision is accelerate's autocast) and the frozen original.
+    model_cfg = cfg.model.model_copy(update={"dtype": "float32"})
+    lm = load_model(model_cfg, str(accelerator.device))
+    original = load_model(model_cfg, str(accelerator.device))
+    check_layer(cfg.loss.layer, lm.num_layers)
+    frozen = encoder_of(original).requires_grad_(False).eval()
+    lm.model.requires_grad_(False)  # mT5: only the encoder stack (with the shared embeddings) is trained
+    encoder = encoder_of(lm).requires_grad_(True).train()
+    tokenizer, max_length = lm.tokenizer, lm.max_length
+    stats_args = dict(tokenizer=tokenizer, pooling=cfg.loss.pooling, max_length=max_length)
+
+    tracking = cfg.tracking if accelerator.is_main_process else TrackingConfig(enabled=False)
+    with open_run(tracking, run_name(cfg), out, tags={"stage": "adjust"}) as sink:
+        sink.log_params({"config": cfg.model_dump(mode="json"), "model_info": describe(lm)})
+        sink.log_metrics({f"pairs.{lang}.{k}": v for lang, c in pairs.counts.items() for k, v in c.items()})
+
+        # 3. Held-out statistics before training.
+        before = distance_stats(encoder, frozen, pairs=heldout, **stats_args)
+        sink.log_metrics(flat_metrics(before, "before"))
+
+        # 4. Optimiser (Adam, Efimov's betas and eps), linear warm-up then constant, seeded shuffling.
+        optimizer = torch.optim.Adam(
+            [p for p in encoder.parameters() if p.requires_grad],
+            lr=cfg.optim.lr,
+            betas=cfg.optim.betas,
+            eps=cfg.optim.eps,
+        )
+        loader = torch.utils.data.DataLoader(
+            list(range(len(train))),
+            batch_size=cfg.optim.batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(cfg.seed),
+            collate_fn=lambda rows: train.select(rows).batch,
+        )
+        encoder, optimizer, loader = accelerator.prepare(encoder, optimizer, loader)
+        total_steps = math.ceil(len(loader) / cfg.optim.grad_accum) * cfg.optim.epochs
+        warmup = math.ceil(cfg.optim.warmup_ratio * total_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+        )
+
+        # 5. Training: one optimiser step per grad_accum micro-batches; the loss logged per optimiser step.
+        step, window = 0, []
+        for _epoch in range(cfg.optim.epochs):
+            for batch in loader:
+                with accelerator.accumulate(encoder):
+                    with accelerator.autocast():
+                        parts = alignment_loss(encoder, frozen, tokenizer, batch, cfg.loss, max_length)
+                    accelerator.backward(parts.total)
+                    if accelerator.sync_gradients and cfg.optim.max_grad_norm:
+                        accelerator.clip_grad_norm_(encoder.parameters(), cfg.optim.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                window.append((parts.total.item(), parts.align.item(), parts.reg.item(), parts.lost_links))
+                if accelerator.sync_gradients:
+                    lr = scheduler.get_last_lr()[0]
+                    scheduler.step()
+                    step += 1
+                    sink.log_metrics(step_metrics(window, lr), step=step)
+                    window = []
+
+        # 6. Held-out statistics after training, then the outputs: data first, manifest last.
+        accelerator.wait_for_everyone()
+        trained = accelerator.unwrap_model(encoder)
+        after = distance_stats(trained, frozen, pairs=heldout, **stats_args)
+        sink.log_metrics(flat_metrics(after, "after"))
+        stats = {"layer": cfg.loss.layer, "pooling": cfg.loss.pooling, "before": before, "after": after}
+        manifest = {}
+        if accelerator.is_main_process:
+            checkpoint = save_checkpoint(lm, cfg, stats, out)
+            write_json(out / "stats.json", stats)
+            sink.log_artifact(out / "stats.json")
+            sink.log_artifact(out / "pairs.json")
+            sink.set_tags({"checkpoint": str(checkpoint.resolve())})
+            manifest = {
+                "stage": "adjust",
+                "config": comparable(cfg),
+                "model": describe(lm),
+                "checkpoint": "checkpoint",
+                "pairs": "pairs.parquet",
+                "counts": pairs.counts,
+                "optimizer_steps": step,
+                "stats": "stats.json",
+                "mlflow_run_id": sink.run_id,
+            }
+            write_json(out / MANIFEST, manifest)
+            print(summary(cfg, pairs, before, after, out))
+    return manifest
+
+
+def fresh_accelerator_state(mixed_precision: str) -> None:
+    """accelerate keeps one process-wide state and refuses another precision; a new run in the same process
+    (tests, a sweep worker) may ask for one, so forget the old choice (the process group itself is kept)."""
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state and str(AcceleratorState().mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state()
+
+
+def finished_manifest(out: Path, cfg: AdjustConfig) -> dict[str, Any] | None:
+    """The manifest of a finished run with this config; a finished run with another config is an error."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("config") != comparable(cfg):
+        raise XlrayError(
+            f"{path}: output_dir holds a finished adjustment with a different config; "
+            "choose another output_dir or delete that one"
+        )
+    return manifest
+
+
+def comparable(cfg: AdjustConfig) -> dict[str, Any]:
+    """The config fields that decide the result (tracking does not)."""
+    return cfg.model_dump(mode="json", exclude={"tracking"})
+
+
+def aligned_pairs(cfg: AdjustConfig, out: Path) -> AlignedPairs:
+    """Build the aligned pairs, or reuse ``pairs.parquet`` from an earlier attempt with the same corpus settings."""
+    key = cfg.model_dump(mode="json", include={"corpus", "languages", "pairs", "seed"})
+    meta = out / "pairs.json"
+    if meta.is_file() and (out / "pairs.parquet").is_file():
+        saved = json.loads(meta.read_text(encoding="utf-8"))
+        if saved.get("key") == key:
+            pairs = read_pairs(out / "pairs.parquet")
+            pairs.counts = saved["counts"]
+            return pairs
+    pairs = build_pairs(cfg)
+    write_pairs(pairs, out / "pairs.parquet")
+    write_json(meta, {"key": key, "counts": pairs.counts})
+    return pairs
+
+
+def check_layer(layer: int, num_layers: int) -> None:
+    if not -(num_layers + 1) <= layer <= num_layers:
+        raise XlrayError(
+            f"loss.layer: {layer} is out of range; the model has hidden states 0..{num_layers} (or -1 for the last)"
+        )
+
+
+def run_name(cfg: AdjustConfig) -> str:
+    return f"adjust-{Path(cfg.model.name).name}-{'+'.join(cfg.languages)}"
+
+
+def step_metrics(window: list[tuple[float, float, float, int]], lr: float) -> dict[str, float]:
+    """Means over the micro-batches of one optimiser step."""
+    n = len(window)
+    return {
+        "loss": sum(w[0] for w in window) / n,
+        "loss.align": sum(w[1] for w in window) / n,
+        "loss.reg": sum(w[2] for w in window) / n,
+        "lost_links": float(sum(w[3] for w in window)),
+        "lr": lr,
+    }
+
+
+def save_checkpoint(lm: Any, cfg: AdjustConfig, stats: dict[str, Any], out: Path) -> Path:
+    """save_pretrained model and tokenizer with the config and statistics, moved into place in one rename."""
+    final = out / "checkpoint"
+    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.", dir=out))
+    try:
+        lm.model.save_pretrained(tmp)
+        lm.tokenizer.save_pretrained(tmp)
+        (tmp / "adjust_config.yaml").write_text(
+            yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        write_json(tmp / "alignment_stats.json", stats)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary name beside it, then rename)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def summary(cfg: AdjustConfig, pairs: AlignedPairs, before: dict, after: dict, out: Path) -> str:
+    """A few lines for the terminal: what was kept and dropped, and the held-out distance before -> after."""
+    lines = [f"adjust: checkpoint in {out / 'checkpoint'}"]
+    layer = cfg.loss.layer
+    for lang, c in pairs.counts.items():
+        lines.append(
+            f"  {lang}: {c['lines']} lines, {c['too_long']} too long, {c['sampled']} sampled, "
+            f"{c['no_alignable_word']} with no alignable word, {c['identical_links_dropped']} identical links "
+            f"dropped; {c['train']} train / {c['heldout']} held-out pairs, {c['links']} links"
+        )
+        b, a = before[lang]["aligned"][layer], after[lang]["aligned"][layer]
+        lines.append(f"      held-out aligned distance (layer {layer}): {b:.4g} -> {a:.4g}")
+    return "\n".join(lines)
