@@ -1,0 +1,76 @@
+"""What every task module shares: the per-language result, the task registry, seeded sampling and batched inference.
+
+A task module (``nli``, ``ner``, ``qa``, ``xsr``) provides ``load(cfg) -> data`` (train and test examples, read and
+checked), and, if it trains, ``build(cfg, lm) -> TaskModel``, ``train_features(cfg, lm, data)``, ``loss(model,
+batch)``; and ``evaluate(cfg, lm, model, data, lang) -> LangResult``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, TypeVar
+
+import torch
+
+from xlray.tasks.heads import TaskModel, pad_batch, to_device
+from xlray.tasks.metrics import MetricResult
+
+T = TypeVar("T")
+
+INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+TASKS: dict[str, str] = {
+    "nli": "xlray.tasks.nli",
+    "ner": "xlray.tasks.ner",
+    "qa": "xlray.tasks.qa",
+    "xsr": "xlray.tasks.xsr",
+}
+
+
+@dataclass
+class LangResult:
+    """Scores of one language with the per-example outcomes behind them (``example_ids`` in outcome order)."""
+
+    language: str
+    metrics: list[MetricResult]
+    example_ids: list[str]
+    counts: dict[str, int] = field(default_factory=dict)  # e.g. truncated inputs, so nothing goes uncounted
+
+    def scores(self) -> dict[str, float]:
+        return {m.name: m.score for m in self.metrics}
+
+
+def task_module(kind: str) -> ModuleType:
+    """The module implementing a task kind (lazy import)."""
+    return importlib.import_module(TASKS[kind])
+
+
+def sample(items: list[T], limit: int | None, seed: int = 0) -> list[T]:
+    """A seeded sample of ``limit`` items in their original order (all of them if ``limit`` is None or larger)."""
+    if limit is None or limit >= len(items):
+        return items
+    keep = sorted(random.Random(seed).sample(range(len(items)), limit))
+    return [items[i] for i in keep]
+
+
+@torch.no_grad()
+def predict(model: TaskModel, features: Sequence[dict[str, Any]], batch_size: int) -> list[torch.Tensor]:
+    """Head outputs per feature, on the CPU, in input order; token-level outputs are cut to the feature's length.
+
+    Features are batched by length so that padding stays small.
+    """
+    model.eval()
+    pad_id = model.lm.tokenizer.pad_token_id or 0
+    device = model.lm.device
+    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    out: list[torch.Tensor | None] = [None] * len(features)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        rows = [{k: v for k, v in features[i].items() if k in INPUT_KEYS} for i in idx]
+        logits = model(to_device(pad_batch(rows, pad_id), device)).float().cpu()
+        for row, i in enumerate(idx):
+            out[i] = logits[row, : len(features[i]["input_ids"])] if logits.ndim == 3 else logits[row]
+    return out  # type: ignore[return-value]

@@ -1,0 +1,50 @@
+"""Continual learning: every task step also takes an alignment batch from the aligned-pair pool (Efimov et al.).
+
+loss = task + align_weight * L_align + base_weight * L_reg, with `xlray adjust`'s loss on pairs drawn with
+replacement from the pool, and L_reg against a frozen reference model f0 (by default the starting checkpoint).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from xlray.errors import XlrayError
+from xlray.models import LoadedModel, load_model
+from xlray.tasks.config import EvaluateConfig
+from xlray.tasks.train import ExtraLoss
+
+
+def reference_model(cfg: EvaluateConfig, device: str) -> LoadedModel:
+    """The frozen f0: ``continual.reference`` or the starting checkpoint, in float32 and without gradients."""
+    ref = (cfg.continual.reference or cfg.model).model_copy(update={"dtype": "float32"})
+    original = load_model(ref, device)
+    original.model.requires_grad_(False).eval()
+    return original
+
+
+def alignment_terms(cfg: EvaluateConfig, lm: LoadedModel, seed: int) -> tuple[ExtraLoss, dict[str, int]]:
+    """The extra loss terms of continual learning for the model being fine-tuned, and the pool's size."""
+    from xlray.adjust.config import LossConfig
+    from xlray.adjust.loss import alignment_loss, encoder_of
+    from xlray.adjust.pairs import load_pool
+
+    c = cfg.continual
+    if not -(lm.num_layers + 1) <= c.layer <= lm.num_layers:
+        raise XlrayError(f"continual.layer: {c.layer} is out of range; the model has hidden states 0..{lm.num_layers}")
+    pool = load_pool(c.pairs, c.pool_size, seed, c.languages)
+    if not len(pool):
+        raise XlrayError(f"continual.pairs: {c.pairs} has no training pairs for languages {c.languages or 'any'}")
+    original = reference_model(cfg, str(lm.device))
+    if original.tokenizer.get_vocab() != lm.tokenizer.get_vocab():
+        raise XlrayError(f"continual.reference: {original.cfg.name} has another vocabulary than {lm.cfg.name}")
+    loss_cfg = LossConfig(layer=c.layer, pooling=c.pooling, target=c.target, anchors=c.anchors, reg_lambda=1.0)
+    encoder, frozen = encoder_of(lm), encoder_of(original)
+    rng = np.random.default_rng(seed)
+
+    def terms() -> dict[str, tuple[float, Any]]:
+        parts = alignment_loss(encoder, frozen, lm.tokenizer, pool.sample(c.align_batch, rng), loss_cfg, lm.max_length)
+        return {"align": (c.align_weight, parts.align), "reg": (c.base_weight, parts.reg)}
+
+    return terms, {"pool_pairs": len(pool)}

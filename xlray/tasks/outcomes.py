@@ -1,0 +1,130 @@
+"""Per-example outcomes as Parquet, and paired significance between conditions computed from them.
+
+Each seed of an `xlray evaluate` run writes ``seed-<s>/outcomes.parquet``: one row per (language, metric,
+example) with the example's outcome (a list: ``[hit]``, ``[f1]``, or ``[tp, predicted, gold]`` for entity F1), so
+that a later report can compare any two runs on the same examples without re-running them.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from xlray.errors import XlrayError
+from xlray.stats import compare_conditions, mean_statistic
+from xlray.tasks.common import LangResult
+from xlray.tasks.metrics import f1_statistic
+
+OUTCOMES = "outcomes.parquet"
+SCHEMA = {
+    "condition": pl.String,
+    "task": pl.String,
+    "seed": pl.Int64,
+    "language": pl.String,
+    "metric": pl.String,
+    "example": pl.Int64,
+    "example_id": pl.String,
+    "outcome": pl.List(pl.Float64),
+}
+STATISTICS = {"entity_f1": f1_statistic}  # metric -> statistic over outcomes; default: the mean
+
+
+def outcome_frame(results: Iterable[LangResult], condition: str, task: str, seed: int) -> pl.DataFrame:
+    """One row per (language, metric, example)."""
+    columns: dict[str, list] = {key: [] for key in SCHEMA}
+    for res in results:
+        for metric in res.metrics:
+            values = metric.per_example.reshape(len(res.example_ids), -1).tolist()
+            n = len(values)
+            columns["condition"] += [condition] * n
+            columns["task"] += [task] * n
+            columns["seed"] += [seed] * n
+            columns["language"] += [res.language] * n
+            columns["metric"] += [metric.name] * n
+            columns["example"] += list(range(n))
+            columns["example_id"] += res.example_ids
+            columns["outcome"] += values
+    return pl.DataFrame(columns, schema=SCHEMA)
+
+
+def write_frame(frame: pl.DataFrame, path: Path) -> Path:
+    """Write Parquet atomically (temporary name beside it, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_outcomes(output_dir: str | Path) -> pl.DataFrame:
+    """All seeds' outcomes of one evaluate run (its ``seed-*/outcomes.parquet``)."""
+    files = sorted(Path(output_dir).glob(f"seed-*/{OUTCOMES}"))
+    if not files:
+        raise XlrayError(f"{output_dir}: no seed-*/{OUTCOMES}; is it the output_dir of a finished `xlray evaluate`?")
+    return pl.concat([pl.read_parquet(f) for f in files])
+
+
+def runs_of(frame: pl.DataFrame, language: str, metric: str) -> tuple[list[np.ndarray], list[str]]:
+    """Per-seed outcome arrays (seed order) for one language and metric, and the example ids they cover."""
+    part = frame.filter((pl.col("language") == language) & (pl.col("metric") == metric)).sort("seed", "example")
+    runs, ids = [], None
+    for (_seed,), rows in part.group_by("seed", maintain_order=True):
+        seed_ids = rows["example_id"].to_list()
+        if ids is not None and seed_ids != ids:
+            raise XlrayError(f"outcomes: seeds of {language}/{metric} scored different examples")
+        ids = seed_ids
+        values = np.array(rows["outcome"].to_list(), dtype=np.float64)
+        runs.append(values[:, 0] if values.shape[1] == 1 else values)
+    return runs, ids or []
+
+
+def compare_runs(
+    a: pl.DataFrame, b: pl.DataFrame, method: str = "bootstrap", n_resamples: int = 10_000, seed: int = 0
+) -> pl.DataFrame:
+    """Condition A against B per (language, metric) they share: mean, std and n over seeds of each, delta, p-value.
+
+    Outcomes are averaged over seeds per example before the paired test (``xlray.stats.compare_conditions``).
+    """
+    rows = []
+    shared = ["language", "metric"]
+    keys = a.select(shared).unique().join(b.select(shared).unique(), on=shared)
+    for language, metric in sorted(keys.iter_rows()):
+        a_runs, a_ids = runs_of(a, language, metric)
+        b_runs, b_ids = runs_of(b, language, metric)
+        if a_ids != b_ids:
+            raise XlrayError(
+                f"outcomes: {language}/{metric}: the conditions scored different examples "
+                f"({len(a_ids)} vs {len(b_ids)}); compare runs on the same test files"
+            )
+        cmp = compare_conditions(a_runs, b_runs, method, n_resamples, seed, STATISTICS.get(metric, mean_statistic))
+        rows.append(
+            {
+                "language": language,
+                "metric": metric,
+                "condition_a": a["condition"][0],
+                "condition_b": b["condition"][0],
+                "a_mean": cmp.a.mean,
+                "a_std": cmp.a.std,
+                "a_seeds": cmp.a.n,
+                "b_mean": cmp.b.mean,
+                "b_std": cmp.b.std,
+                "b_seeds": cmp.b.n,
+                "delta": cmp.test.delta,
+                "p_value": cmp.test.p_value,
+                "ci_low": cmp.test.ci_low,
+                "ci_high": cmp.test.ci_high,
+                "method": cmp.test.method,
+                "n_examples": len(a_ids),
+            }
+        )
+    return pl.DataFrame(rows)

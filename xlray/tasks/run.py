@@ -1,0 +1,260 @@
+"""`xlray evaluate CONFIG`: fine-tune on English, evaluate zero-shot on every language, over seeds, as a recipe.
+
+load config -> read and check the task data -> per seed: load the starting checkpoint, build the head, fine-tune
+(with alignment batches if continual), save the checkpoint, evaluate each language, write per-example outcomes
+-> mean and spread over seeds -> paired tests against earlier runs -> summary, manifest (last) -> MLflow.
+
+Output folder:
+    seed-<s>/checkpoint/        fine-tuned model + tokenizer (safetensors) and head.safetensors (if saved)
+    seed-<s>/outcomes.parquet   per-example outcomes (see ``xlray.tasks.outcomes``)
+    seed-<s>/result.json        scores, counts, per-epoch losses; written last, so the seed is done iff it exists
+    summary.json                per language and metric: mean, std and number of seeds
+    significance.parquet        paired tests of this condition against ``significance.compare_with`` runs
+    manifest.json               written last: the run is complete iff it exists
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+
+from xlray.configs import load_config
+from xlray.errors import XlrayError
+from xlray.models import LoadedModel, describe, load_model
+from xlray.stats import seed_summary
+from xlray.tasks.common import task_module
+from xlray.tasks.config import EvaluateConfig
+from xlray.tasks.outcomes import OUTCOMES, compare_runs, outcome_frame, read_outcomes, write_frame
+from xlray.tasks.train import fine_tune, resolve_device
+from xlray.tracking import open_run
+
+MANIFEST = "manifest.json"
+SOURCE = "en"  # the fine-tuning language; the other languages are zero-shot targets
+
+
+def main(config_path: str | Path) -> int:
+    """CLI entry: run the evaluation described by a YAML config and print the per-language table."""
+    cfg = load_config(config_path, EvaluateConfig)
+    summary = run_evaluation(cfg)
+    print(table(cfg, summary))
+    return 0
+
+
+def run_evaluation(cfg: EvaluateConfig, parent_run_id: str | None = None) -> dict[str, dict[str, float]]:
+    """Run (or reuse, if already finished with this config) one condition over its seeds.
+
+    Returns ``{language: {metric: mean over seeds, metric + "_std": sample std (NaN for one seed)}}``.
+    """
+    out = Path(cfg.output_dir)
+    done = read_json(out / MANIFEST)
+    if done is not None and done.get("config") == run_key(cfg):
+        return done["summary"]  # finished; a changed seed list or comparison reruns only what is missing
+    out.mkdir(parents=True, exist_ok=True)
+    task = task_module(cfg.task.kind)
+    trains = hasattr(task, "build")
+    seeds = cfg.seeds if trains else cfg.seeds[:1]  # XSR has no training: one run says it all
+    tags = {"stage": "evaluate", "task": cfg.task.kind, "condition": cfg.condition}
+    with open_run(cfg.tracking, run_name(cfg), out, tags, parent_run_id) as sink:
+        sink.log_params({"config": run_key(cfg), "seeds_run": len(seeds)})
+        data = task.load(cfg)
+        results = {seed: run_seed(cfg, task, data, seed, sink.run_id) for seed in seeds}
+
+        summary = summarise(cfg, results)
+        sink.log_metrics(flat_summary(summary))
+        write_json(out / "summary.json", summary)
+        sink.log_artifact(out / "summary.json")
+        tests = significance(cfg, out)
+        if tests is not None:
+            sink.log_metrics(
+                {
+                    f"{r['language']}.{r['metric']}.vs_{r['condition_b']}.{k}": r[k]
+                    for r in tests.iter_rows(named=True)
+                    for k in ("delta", "p_value")
+                }
+            )
+            sink.log_artifact(out / "significance.parquet")
+        manifest = {
+            "stage": "evaluate",
+            "config": run_key(cfg),
+            "seeds": {str(s): f"seed-{s}" for s in seeds},
+            "summary": summary["languages"],
+            "targets_mean": summary["targets_mean"],
+            "mlflow_run_id": sink.run_id,
+        }
+        write_json(out / MANIFEST, manifest)
+    return summary["languages"]
+
+
+def run_seed(cfg: EvaluateConfig, task: ModuleType, data: Any, seed: int, parent_id: str | None) -> dict[str, Any]:
+    """One seed: fine-tune (unless XSR), evaluate every language, write outcomes then ``result.json``."""
+    folder = Path(cfg.output_dir) / f"seed-{seed}"
+    done = read_json(folder / "result.json")
+    if done is not None:
+        if done.get("config") != seed_key(cfg):
+            raise XlrayError(
+                f"{folder / 'result.json'}: output_dir holds a finished seed of an evaluation with a different "
+                "config; choose another output_dir or delete that one"
+            )
+        return done
+    folder.mkdir(parents=True, exist_ok=True)
+    seed_everything(seed)
+    device = resolve_device(cfg.train.device)
+    trains = hasattr(task, "build")
+    model_cfg = cfg.model.model_copy(update={"dtype": "float32"}) if trains else cfg.model
+    tags = {"stage": "evaluate", "task": cfg.task.kind, "condition": cfg.condition, "seed": str(seed)}
+    with open_run(cfg.tracking, f"{run_name(cfg)}-seed{seed}", cfg.output_dir, tags, parent_id) as sink:
+        lm = load_model(model_cfg, device)
+        sink.log_params({"seed": seed, "model_info": describe(lm)})
+        model, history, counts, checkpoint = None, [], {}, None
+        if trains:
+            model = task.build(cfg, lm)
+            features, counts = task.train_features(cfg, lm, data)
+            extra = None
+            if cfg.continual.enabled:
+                from xlray.tasks.continual import alignment_terms
+
+                extra, pool_counts = alignment_terms(cfg, lm, seed)
+                counts.update(pool_counts)
+            sink.log_metrics({f"data.{k}": v for k, v in counts.items()})
+            history = fine_tune(model, features, task.loss, cfg.task, cfg.train, seed, sink, extra)
+            if cfg.train.save_checkpoints:
+                checkpoint = save_checkpoint(lm, model, folder / "checkpoint")
+                sink.set_tags({"checkpoint": str(checkpoint.resolve())})
+        langs = [task.evaluate(cfg, lm, model, data, lang) for lang in cfg.languages]
+        for res in langs:
+            sink.log_metrics({f"{res.language}.{k}": v for k, v in res.scores().items()})
+            sink.log_metrics({f"{res.language}.n.{k}": v for k, v in res.counts.items()})
+        write_frame(outcome_frame(langs, cfg.condition, cfg.task.kind, seed), folder / OUTCOMES)
+        result = {
+            "config": seed_key(cfg),
+            "seed": seed,
+            "scores": {res.language: res.scores() for res in langs},
+            "counts": {"train": counts, **{res.language: res.counts for res in langs}},
+            "history": history,
+            "checkpoint": str(checkpoint) if checkpoint else None,
+            "mlflow_run_id": sink.run_id,
+        }
+        write_json(folder / "result.json", result)
+    return result
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def summarise(cfg: EvaluateConfig, results: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """Mean and spread over seeds per language and metric; ``targets_mean``: the unweighted mean over the
+    non-English languages of each metric's seed mean."""
+    languages: dict[str, dict[str, float]] = {}
+    for lang in cfg.languages:
+        metrics = next(iter(results.values()))["scores"][lang]
+        row: dict[str, float] = {}
+        for metric in metrics:
+            stats = seed_summary([r["scores"][lang][metric] for r in results.values()])
+            row[metric], row[f"{metric}_std"] = stats.mean, stats.std
+        row["seeds"] = len(results)
+        languages[lang] = row
+    targets = [lang for lang in cfg.languages if lang != SOURCE]
+    metric_names = [m for m in languages[cfg.languages[0]] if not m.endswith("_std") and m != "seeds"]
+    targets_mean = {m: float(np.mean([languages[t][m] for t in targets])) for m in metric_names} if targets else {}
+    return {"languages": languages, "targets_mean": targets_mean}
+
+
+def flat_summary(summary: dict[str, Any]) -> dict[str, float]:
+    flat = {f"{lang}.{k}": v for lang, row in summary["languages"].items() for k, v in row.items()}
+    flat.update({f"targets_mean.{k}": v for k, v in summary["targets_mean"].items()})
+    return {k: v for k, v in flat.items() if not (isinstance(v, float) and math.isnan(v))}
+
+
+def significance(cfg: EvaluateConfig, out: Path) -> Any:
+    """Paired tests of this run's outcomes against each earlier run in ``compare_with``; None if there are none."""
+    sig = cfg.significance
+    if not sig.compare_with:
+        return None
+    import polars as pl
+
+    mine = read_outcomes(out)
+    frames = []
+    for name, folder in sig.compare_with.items():
+        other = read_outcomes(folder).with_columns(pl.lit(name).alias("condition"))
+        frames.append(compare_runs(mine, other, sig.method, sig.n_resamples, sig.seed))
+    tests = pl.concat(frames)
+    write_frame(tests, out / "significance.parquet")
+    return tests
+
+
+def save_checkpoint(lm: LoadedModel, model: Any, final: Path) -> Path:
+    """Model and tokenizer (save_pretrained, safetensors) plus the head's weights, moved into place in one rename."""
+    from safetensors.torch import save_file
+
+    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.", dir=final.parent))
+    try:
+        lm.model.save_pretrained(tmp)
+        lm.tokenizer.save_pretrained(tmp)
+        save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(tmp / "head.safetensors"))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def seed_key(cfg: EvaluateConfig) -> dict[str, Any]:
+    """The config fields that decide one seed's result (not tracking, the seed list or the comparisons)."""
+    return cfg.model_dump(mode="json", exclude={"tracking", "significance", "seeds"})
+
+
+def run_key(cfg: EvaluateConfig) -> dict[str, Any]:
+    """The config fields that decide the whole run's outputs (all but tracking)."""
+    return cfg.model_dump(mode="json", exclude={"tracking"})
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary name beside it, then rename); NaN becomes null."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(nan_to_none(data), fh, indent=2, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def nan_to_none(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: nan_to_none(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [nan_to_none(v) for v in data]
+    return None if isinstance(data, float) and math.isnan(data) else data
+
+
+def run_name(cfg: EvaluateConfig) -> str:
+    return f"evaluate-{cfg.task.kind}-{cfg.condition}-{Path(cfg.model.name).name}"
+
+
+def table(cfg: EvaluateConfig, summary: dict[str, dict[str, float]]) -> str:
+    """Per-language means (± std over seeds) for the terminal."""
+    lines = [f"evaluate {cfg.task.kind} ({cfg.condition}), results in {cfg.output_dir}"]
+    for lang, row in summary.items():
+        cells = [
+            f"{m} {v:.4f}" + (f" ± {std:.4f}" if (std := row.get(f"{m}_std")) is not None and std == std else "")
+            for m, v in row.items()
+            if not m.endswith("_std") and m != "seeds"
+        ]
+        lines.append(f"  {lang}: " + ", ".join(cells) + f"  ({row['seeds']} seed(s))")
+    return "\n".join(lines)
