@@ -48,18 +48,21 @@ def run_encoder(encoder: torch.nn.Module, enc: Encoded) -> tuple[torch.Tensor, .
     return out.hidden_states
 
 
-def link_rows(enc_src: Encoded, enc_en: Encoded, links: list[list[Link]]) -> tuple[list[int], list[int], int]:
-    """Rows of the pooled word matrices for each link; links to a truncated-away word are counted, not used."""
+def link_rows(
+    src_kept: list[np.ndarray], en_kept: list[np.ndarray], links: list[list[Link]]
+) -> tuple[list[int], list[int], int]:
+    """Rows of the pooled foreign and English word matrices for each link, from each sentence's kept words;
+    links to a word cut off by the length limit are counted, not used."""
     src_rows, en_rows, lost = [], [], 0
-    src_off = np.cumsum([0] + [len(k) for k in enc_src.kept_words])
-    en_off = np.cumsum([0] + [len(k) for k in enc_en.kept_words])
+    src_off = np.cumsum([0] + [len(k) for k in src_kept])
+    en_off = np.cumsum([0] + [len(k) for k in en_kept])
     for b, pair_links in enumerate(links):
-        src_pos = {int(w): src_off[b] + r for r, w in enumerate(enc_src.kept_words[b])}
-        en_pos = {int(w): en_off[b] + r for r, w in enumerate(enc_en.kept_words[b])}
+        src_pos = {int(w): int(src_off[b]) + r for r, w in enumerate(src_kept[b])}
+        en_pos = {int(w): int(en_off[b]) + r for r, w in enumerate(en_kept[b])}
         for i, j in pair_links:
             if i in src_pos and j in en_pos:
-                src_rows.append(int(src_pos[i]))
-                en_rows.append(int(en_pos[j]))
+                src_rows.append(src_pos[i])
+                en_rows.append(en_pos[j])
             else:
                 lost += 1
     return src_rows, en_rows, lost
@@ -74,13 +77,13 @@ def special_positions(enc: Encoded) -> list[list[int]]:
     return [flat[(flat >= b * width) & (flat < (b + 1) * width)].tolist() for b in range(enc.input_ids.shape[0])]
 
 
-def anchor_rows(enc_src: Encoded, enc_en: Encoded) -> tuple[list[int], list[int]]:
+def anchor_rows(src: list[list[int]], en: list[list[int]]) -> tuple[list[int], list[int]]:
     """Pair the k-th special token of each foreign sentence with the k-th of its English sentence."""
     src_rows, en_rows = [], []
-    for src, en in zip(special_positions(enc_src), special_positions(enc_en), strict=True):
-        n = min(len(src), len(en))
-        src_rows += src[:n]
-        en_rows += en[:n]
+    for s, e in zip(src, en, strict=True):
+        n = min(len(s), len(e))
+        src_rows += s[:n]
+        en_rows += e[:n]
     return src_rows, en_rows
 
 
@@ -115,22 +118,23 @@ def alignment_loss(
         cfg: layer, subword pooling, target (trainable or frozen English), λ and anchors.
         max_length: token limit; words beyond it are cut whole and their links counted in ``lost_links``.
     """
-    enc_src = encode_words(tokenizer, batch.source, max_length)
+    # Both sides in one forward pass: one forward per backward, as DistributedDataParallel requires.
+    n = len(batch)
+    enc = encode_words(tokenizer, batch.source + batch.english, max_length)
     enc_en = encode_words(tokenizer, batch.english, max_length)
-    h_src = run_encoder(encoder, enc_src)[cfg.layer]
-    h_en = run_encoder(encoder, enc_en)[cfg.layer]
+    h = run_encoder(encoder, enc)[cfg.layer]
     with torch.no_grad():
         h_orig = run_encoder(original, enc_en)[cfg.layer]
-    w_src, w_en, w_orig = (
-        pool_words(h, e, cfg.pooling) for h, e in ((h_src, enc_src), (h_en, enc_en), (h_orig, enc_en))
-    )
-    h_target, w_target = (h_en, w_en) if cfg.target == "trainable" else (h_orig, w_orig)
-    src_rows, en_rows, lost = link_rows(enc_src, enc_en, batch.links)
-    a, b = take(w_src, src_rows), take(w_target, en_rows)
+    words, w_orig = pool_words(h, enc, cfg.pooling), pool_words(h_orig, enc_en, cfg.pooling)
+    n_src_words = sum(len(k) for k in enc.kept_words[:n])
+    w_src, w_en = words[:n_src_words], words[n_src_words:]
+    src_rows, en_rows, lost = link_rows(enc.kept_words[:n], enc.kept_words[n:], batch.links)
+    a, b = take(w_src, src_rows), take(w_en if cfg.target == "trainable" else w_orig, en_rows)
     if cfg.anchors:
-        src_anchor, en_anchor = anchor_rows(enc_src, enc_en)
-        a = torch.cat([a, take(h_src, src_anchor)])
-        b = torch.cat([b, take(h_target, en_anchor)])
+        specials = special_positions(enc)
+        h_target, en_specials = (h, specials[n:]) if cfg.target == "trainable" else (h_orig, special_positions(enc_en))
+        src_anchor, en_anchor = anchor_rows(specials[:n], en_specials)
+        a, b = torch.cat([a, take(h, src_anchor)]), torch.cat([b, take(h_target, en_anchor)])
     align = squared_distance(a, b)
     reg = squared_distance(w_en, w_orig)
     return LossParts(align + cfg.reg_lambda * reg, align, reg, a.shape[0], enc_en.n_words, lost)

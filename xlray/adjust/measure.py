@@ -37,7 +37,7 @@ def batch_sums(
     """Per kind, per layer: (sum of squared distances, count) over one batch."""
     enc_src = encode_words(tokenizer, batch.source, max_length)
     enc_en = encode_words(tokenizer, batch.english, max_length)
-    src_rows, en_rows, _ = link_rows(enc_src, enc_en, batch.links)
+    src_rows, en_rows, _ = link_rows(enc_src.kept_words, enc_en.kept_words, batch.links)
     out: dict[str, list[tuple[float, int]]] = {kind: [] for kind in KINDS}
     states = zip(
         run_encoder(encoder, enc_src), run_encoder(encoder, enc_en), run_encoder(original, enc_en), strict=True

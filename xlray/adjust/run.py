@@ -44,7 +44,7 @@ def main(config_path: str | Path) -> int:
 def run_adjust(cfg: AdjustConfig) -> dict[str, Any]:
     """Run (or skip, if already finished with this config) one adjustment; returns its manifest."""
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
     out = Path(cfg.output_dir)
     done = finished_manifest(out, cfg)
@@ -58,6 +58,8 @@ def run_adjust(cfg: AdjustConfig) -> dict[str, Any]:
         mixed_precision=cfg.optim.mixed_precision,
         gradient_accumulation_steps=cfg.optim.grad_accum,
         cpu=cfg.optim.device == "cpu",
+        # Parameters above the chosen layer (and BERT's pooler) get no gradient; DDP must be told.
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
 
     # 1. Aligned pairs: sampled, eflomal-aligned, split into train and held-out; built once (by the main process,
