@@ -2,6 +2,11 @@
 
 loss = task + align_weight * L_align + base_weight * L_reg, with `xlray adjust`'s loss on pairs drawn with
 replacement from the pool, and L_reg against a frozen reference model f0 (by default the starting checkpoint).
+
+The papers' weights (0.01 and 1) are relative to the task's cross-entropy and apply to ``F.mse_loss``, the mean
+over words *and hidden units*; `xlray adjust`'s parts are per-word squared distances (summed over hidden units),
+so they are divided by the hidden size here. Without that, alignment would weigh hidden_size times more (768x for
+mBERT) and swamp the task gradient.
 """
 
 from __future__ import annotations
@@ -43,8 +48,10 @@ def alignment_terms(cfg: EvaluateConfig, lm: LoadedModel, seed: int) -> tuple[Ex
     encoder, frozen = encoder_of(lm), encoder_of(original)
     rng = np.random.default_rng(seed)
 
+    per_unit = 1.0 / lm.hidden_size  # per-word squared distance -> mean squared error per hidden unit
+
     def terms() -> dict[str, tuple[float, Any]]:
         parts = alignment_loss(encoder, frozen, lm.tokenizer, pool.sample(c.align_batch, rng), loss_cfg, lm.max_length)
-        return {"align": (c.align_weight, parts.align), "reg": (c.base_weight, parts.reg)}
+        return {"align": (c.align_weight, parts.align * per_unit), "reg": (c.base_weight, parts.reg * per_unit)}
 
     return terms, {"pool_pairs": len(pool)}
