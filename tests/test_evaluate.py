@@ -276,3 +276,45 @@ def test_bad_configs_and_files_are_one_line_errors(assets, tmp_path):
     )
     with pytest.raises(XlrayError, match="task.pooling: cls needs"):
         run_evaluation(mt5)
+
+
+def test_cli_runs_a_yaml_config_and_reports_errors_in_one_line(assets, tmp_path, capsys, repo_root):
+    import yaml
+
+    from xlray.cli import main
+    from xlray.configs import load_stage_config
+
+    assert isinstance(load_stage_config(repo_root / "sweeps" / "examples" / "evaluate_demo.yaml"), EvaluateConfig)
+    task = {"kind": "xsr", "folder": str(assets / "world" / "tasks" / "tatoeba"), "layer": 1}
+    cfg = config(assets, tmp_path / "out", task, languages=["xl"])
+    path = tmp_path / "evaluate.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")), encoding="utf-8")
+    assert main(["evaluate", str(path)]) == 0
+    assert "xl: retrieval_top1 " in capsys.readouterr().out
+    bad = cfg.model_dump(mode="json")
+    bad["languages"] = ["xq"]
+    path.write_text(yaml.safe_dump({**bad, "output_dir": str(tmp_path / "bad")}), encoding="utf-8")
+    assert main(["evaluate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("xlray: error: ") and "tatoeba.xq-eng.xq: file not found" in err and "\n" not in err
+
+
+def test_efimov_conditions_share_the_template_and_compare_in_order(assets, tmp_path):
+    from xlray.tasks.conditions import efimov_conditions
+
+    template = config(
+        assets,
+        tmp_path / "t",
+        nli_task(assets),
+        seeds=[0, 1, 2],
+        continual={"pairs": "pool.parquet", "align_weight": 0.05},
+    )
+    original, adjusted = ModelConfig(name="orig"), ModelConfig(name="adj")
+    base, adj, cont = efimov_conditions(template, original, adjusted, tmp_path / "c")
+    assert [c.condition for c in (base, adj, cont)] == ["base", "adjusted", "continual"]
+    assert (base.model.name, adj.model.name, cont.model.name) == ("orig", "adj", "adj")
+    assert (base.continual.enabled, adj.continual.enabled, cont.continual.enabled) == (False, False, True)
+    assert cont.continual.align_weight == 0.05 and cont.continual.reference.name == "orig"
+    assert cont.significance.compare_with == {"base": base.output_dir, "adjusted": adj.output_dir}
+    assert adj.significance.compare_with == {"base": base.output_dir}
+    assert all(c.task == template.task and c.seeds == [0, 1, 2] for c in (base, adj, cont))
