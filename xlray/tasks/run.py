@@ -73,7 +73,7 @@ def run_evaluation(cfg: EvaluateConfig, parent_run_id: str | None = None) -> dic
         sink.log_metrics(flat_summary(summary))
         write_json(out / "summary.json", summary)
         sink.log_artifact(out / "summary.json")
-        tests = significance(cfg, out)
+        tests = significance(cfg, out, seeds)
         if tests is not None:
             sink.log_metrics(
                 {
@@ -178,14 +178,15 @@ def flat_summary(summary: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in flat.items() if not (isinstance(v, float) and math.isnan(v))}
 
 
-def significance(cfg: EvaluateConfig, out: Path) -> Any:
-    """Paired tests of this run's outcomes against each earlier run in ``compare_with``; None if there are none."""
+def significance(cfg: EvaluateConfig, out: Path, seeds: list[int]) -> Any:
+    """Paired tests of this run's outcomes (its current seeds) against each earlier run in ``compare_with``;
+    None if there are none."""
     sig = cfg.significance
     if not sig.compare_with:
         return None
     import polars as pl
 
-    mine = read_outcomes(out)
+    mine = read_outcomes(out).filter(pl.col("seed").is_in(seeds))
     frames = []
     for name, folder in sig.compare_with.items():
         other = read_outcomes(folder).with_columns(pl.lit(name).alias("condition"))
