@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument("--families", nargs="+", default=["bert", "xlm-roberta", "mt5"])
     world.set_defaults(func=cmd_world)
 
+    from xlray.submit import add_submit_parser
+
+    add_submit_parser(sub)
+
     for name in STAGE_RUNNERS:
         stage = sub.add_parser(name, help=f"run the {name} stage from a config file")
         stage.add_argument("config")
