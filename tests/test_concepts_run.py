@@ -1,0 +1,162 @@
+"""`run_concepts` end to end on extracted activations of the synthetic world, read back from a sqlite MLflow store."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import polars as pl
+import pytest
+
+from xlray.align.dictionary import read_dictionary, top_translations, write_dictionary
+from xlray.concepts.config import ConceptsConfig
+from xlray.concepts.run import run_concepts
+from xlray.configs import ModelConfig
+from xlray.errors import XlrayError
+from xlray.extract.config import ExtractConfig
+from xlray.extract.run import run_extract
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def activations(ray_session, assets, tmp_path_factory):
+    world = assets / "world" / "parallel"
+    out = tmp_path_factory.mktemp("concepts") / "activations"
+    run_extract(
+        ExtractConfig(
+            model=ModelConfig(name=str(assets / "models" / "bert")),
+            inputs=[{"format": "parallel", "source": str(world / "xc-en.xc"), "target": str(world / "xc-en.en"),
+                     "source_language": "xc", "target_language": "en"}],
+            languages=["xc", "en"],
+            output_dir=str(out),
+            layers=[0, 2],
+            chunk_lines=1000,
+            tracking={"enabled": False},
+        )  # fmt: skip
+    )
+    return out
+
+
+def config(activations, tmp_path, dictionary, **overrides) -> ConceptsConfig:
+    fields = {
+        "activations": str(activations),
+        "source": "xc",
+        "target": "en",
+        "dictionary": dictionary,
+        "points": {"pca_dim": 16},
+        "clustering": {"method": "fast-hdbscan", "min_cluster_size": 5},
+        "calign": {"top_n": 1, "theta": 0.3},
+        "model_label": "bert",
+        "output_dir": str(tmp_path / "concepts"),
+        "tracking": {"uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "concepts-test"},
+    }
+    return ConceptsConfig(**(fields | overrides))
+
+
+@pytest.fixture(scope="module")
+def finished(activations, assets, tmp_path_factory):
+    """One run with a dictionary built by eflomal from the xc-en files; returns (config, manifest)."""
+    world = assets / "world" / "parallel"
+    tmp_path = tmp_path_factory.mktemp("run")
+    dictionary = {"kind": "eflomal", "source": str(world / "xc-en.xc"), "target": str(world / "xc-en.en")}
+    cfg = config(activations, tmp_path, dictionary)
+    return cfg, run_concepts(cfg)
+
+
+def mlflow_run(cfg: ConceptsConfig, run_id: str):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=cfg.tracking.uri)
+    return client, client.get_run(run_id)
+
+
+def test_metrics_per_layer_in_unit_interval_and_logged(finished):
+    cfg, manifest = finished
+    assert manifest["layers"] == [0, 2]
+    for layer in ("0", "2"):
+        res = manifest["results"][layer]
+        for name in ("calign.xc_en", "calign.en_xc", "colap", "noise_fraction.joint"):
+            assert res[name] is not None and 0.0 <= res[name] <= 1.0, (layer, name, res[name])
+        assert res["clusters.xc"] >= 2 and res["clusters.en"] >= 2 and res["clusters.joint"] >= 2
+        assert res["colap.clusters"] == res["clusters.joint"]
+        # Translations sit closer than random pairs: the paired difference is positive on average.
+        assert res["dist_pairs"] >= 20
+        assert res["dist_cosine_related"] < res["dist_cosine_unrelated"]
+    client, run = mlflow_run(cfg, manifest["mlflow_run_id"])
+    assert run.data.tags["pair"] == "xc-en" and run.info.run_name == "concepts-bert-base-xc-en"
+    assert run.data.params["config.calign.theta"] == "0.3"
+    assert run.data.params["config.clustering.min_cluster_size"] == "5"
+    history = client.get_metric_history(run.info.run_id, "calign.xc_en")
+    assert sorted(m.step for m in history) == [0, 2]
+    assert {m.step: m.value for m in history}[2] == pytest.approx(manifest["results"]["2"]["calign.xc_en"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"browser.html", "browser.json", "curves.png", "assignments.parquet", "results.json"} <= artifacts
+
+
+def test_outputs_browser_and_assignments(finished):
+    cfg, manifest = finished
+    out = cfg.output_dir
+    assignments = pl.read_parquet(f"{out}/assignments.parquet")
+    assert set(assignments["view"].unique()) == {"xc", "en", "joint"}
+    counts = assignments.group_by("layer", "view").len().sort("layer", "view")
+    per_lang = assignments.filter(pl.col("view") != "joint").group_by("layer").len().sort("layer")["len"]
+    assert counts.filter(pl.col("view") == "joint")["len"].to_list() == per_lang.to_list()
+    clusters = json.loads(open(f"{out}/browser.json", encoding="utf-8").read())
+    joint = [c for c in clusters if c["layer"] == 2 and c["view"] == "joint"]
+    assert len(joint) == manifest["results"]["2"]["clusters.joint"]
+    kept = assignments.filter((pl.col("layer") == 2) & (pl.col("view") == "joint") & (pl.col("cluster") >= 0))
+    assert sum(c["size"] for c in joint) == kept.height
+    html = open(f"{out}/browser.html", encoding="utf-8").read()
+    top = joint[0]["top_words"]
+    word = next(iter(top.values()))[0]["word"]
+    assert word in html and "layer 2" in html
+    assert open(f"{out}/curves.png", "rb").read(4) == b"\x89PNG"
+
+
+def test_rerun_with_finished_manifest_skips(finished, capsys):
+    cfg, manifest = finished
+    assert run_concepts(cfg) == manifest
+    assert "already complete" in capsys.readouterr().out
+    with pytest.raises(XlrayError, match="different config"):
+        run_concepts(cfg.model_copy(update={"seed": 1}))
+
+
+def test_eflomal_dictionary_agrees_with_gold(finished, assets):
+    cfg, _ = finished
+    gold = pl.read_parquet(assets / "world" / "gold" / "dictionary.parquet").filter(pl.col("language") == "xc")
+    gold_map = dict(zip(gold["word"].to_list(), gold["translation"].to_list(), strict=True))
+    best = {w: ts[0] for w, ts in top_translations(read_dictionary(f"{cfg.output_dir}/dictionary.parquet"), 1).items()}
+    text = (assets / "world" / "parallel" / "xc-en.xc").read_text(encoding="utf-8").split()
+    frequent = [w for w, _ in Counter(w for w in text if w in gold_map).most_common(30)]
+    assert len(frequent) == 30
+    assert sum(best.get(w) == gold_map[w] for w in frequent) >= 24
+
+
+def test_missing_layer_or_language_is_an_error(activations, tmp_path):
+    dictionary = {"kind": "file", "path": str(tmp_path / "unused.parquet")}
+    with pytest.raises(XlrayError, match=r"layers: \[5\] not extracted"):
+        run_concepts(config(activations, tmp_path, dictionary, layers=[0, 5]))
+    with pytest.raises(XlrayError, match=r"target: language 'xd' not extracted"):
+        run_concepts(config(activations, tmp_path, dictionary, target="xd"))
+    assert not (tmp_path / "concepts").exists()
+
+
+def test_dictionary_without_overlap_logs_calign_missing(activations, tmp_path):
+    path = tmp_path / "nonsense.parquet"
+    write_dictionary(
+        pl.DataFrame({"src": ["qqq", "rrr"], "tgt": ["zzz", "yyy"], "count": [3, 2], "prob": [1.0, 1.0]}), path
+    )
+    cfg = config(activations, tmp_path, {"kind": "file", "path": str(path)}, layers=[2])
+    manifest = run_concepts(cfg)
+    res = manifest["results"]["2"]
+    assert res["calign.xc_en"] is None and res["calign.en_xc"] is None
+    assert res["colap"] is not None  # COLAP needs no dictionary
+    assert "no source cluster word has a dictionary translation" in manifest["missing"]["2"]["calign.xc_en"]
+    assert "distances" in manifest["missing"]["2"]
+    client, run = mlflow_run(cfg, manifest["mlflow_run_id"])
+    assert "calign.xc_en" not in run.data.metrics and "calign.en_xc" not in run.data.metrics
+    assert client.get_metric_history(run.info.run_id, "calign.xc_en") == []
+    assert "no source cluster word" in run.data.tags["missing.calign.xc_en.layer_2"]
+    assert "missing.distances.layer_2" in run.data.tags
+    assert run.data.metrics["colap"] == pytest.approx(res["colap"])

@@ -1,0 +1,63 @@
+"""Config of `xlray concepts`: which activations, which language pair and layers, the dictionary, the thresholds."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from xlray.concepts.cluster import ClusterConfig, FastHdbscanConfig
+from xlray.concepts.metrics import CalignConfig, ColapConfig
+from xlray.concepts.points import PointsConfig
+from xlray.configs import Strict, TrackingConfig
+
+
+class DictionaryFile(Strict):
+    """An existing dictionary Parquet (columns src, tgt, count, prob), source words -> target words."""
+
+    kind: Literal["file"] = "file"
+    path: str
+
+
+class DictionaryFromParallel(Strict):
+    """Build D with eflomal (forward and reverse, intersected) from two line-aligned, pre-tokenized files."""
+
+    kind: Literal["eflomal"] = "eflomal"
+    source: str = Field(description="Source-language side, one whitespace-tokenized sentence per line")
+    target: str = Field(description="Target-language side, line-parallel to source")
+    max_sentences: int | None = Field(None, ge=1, description="Use only the first N pairs; None: all")
+    n_samplers: int = Field(3, ge=1, description="eflomal samplers; more is slower but less variable")
+    min_count: int = Field(1, ge=1, description="Translation pairs seen fewer times are ignored")
+
+
+DictionaryConfig = Annotated[DictionaryFile | DictionaryFromParallel, Field(discriminator="kind")]
+
+
+class DistancesConfig(Strict):
+    """Related (dictionary translations) vs sampled unrelated word pairs, on mean vectors per word type."""
+
+    bins: int = Field(50, ge=1, description="Histogram bins of the paired differences")
+    seed: int = Field(0, description="Seed of the unrelated partners (shared by all layers)")
+
+
+class ConceptsConfig(Strict):
+    """Everything `xlray concepts` needs; one MLflow run per (model, checkpoint, language pair)."""
+
+    stage: Literal["concepts"] = "concepts"
+    activations: str = Field(description="A finished `xlray extract` output folder")
+    source: str = Field(description="Source language code (the dictionary's src side)")
+    target: str = Field(description="Target language code (the dictionary's tgt side)")
+    layers: list[int] | Literal["all"] = Field("all", description="Extracted layers to analyse")
+    site: Literal["encoder", "decoder"] = "encoder"
+    dictionary: DictionaryConfig
+    points: PointsConfig = Field(default_factory=PointsConfig)
+    clustering: ClusterConfig = Field(default_factory=FastHdbscanConfig)
+    calign: CalignConfig = Field(default_factory=CalignConfig)
+    colap: ColapConfig = Field(default_factory=ColapConfig)
+    distances: DistancesConfig = Field(default_factory=DistancesConfig)
+    browser_top_words: int = Field(10, ge=1, description="Words listed per cluster and language in the browser")
+    model_label: str | None = Field(None, description="Run-name label; default: the extracted model's folder name")
+    checkpoint_label: str = Field("base", description="Run-name label of the checkpoint (base, adjusted, ...)")
+    output_dir: str
+    seed: int = 0
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)

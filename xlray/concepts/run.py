@@ -1,0 +1,289 @@
+"""`xlray concepts CONFIG`: latent concepts and cross-lingual alignment per layer, written out as a recipe.
+
+load config -> activations (layers, languages checked) -> dictionary (file, or eflomal on the parallel files) ->
+per layer: cluster each language (CALIGN both ways), cluster both jointly (COLAP), related vs unrelated distances
+-> assignments, browser, curves, results, manifest (last) -> one MLflow run, metrics with step = layer.
+
+Output folder:
+    dictionary.parquet           the dictionary built with eflomal (only when built here)
+    assignments.parquet          layer, view (source / target / joint), language, sentence_id, word, cluster
+    browser.html, browser.json   each cluster's size and top words per language
+    curves.png                   metrics against the layer index
+    results.json                 per-layer metrics (None where missing) and the reasons
+    manifest.json                written last: the run is complete iff it exists
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from xlray.align.dictionary import build_dictionary, read_dictionary, top_translations, write_dictionary
+from xlray.concepts.browser import browser_data, browser_html
+from xlray.concepts.cluster import Clustering, cluster
+from xlray.concepts.config import ConceptsConfig, DictionaryFile
+from xlray.concepts.distances import layer_distances, sample_unrelated
+from xlray.concepts.metrics import calign, colap, word_clusters
+from xlray.concepts.plots import plot_curves
+from xlray.concepts.points import prepare_points
+from xlray.configs import load_config
+from xlray.errors import XlrayError
+from xlray.extract.reader import Activations, open_activations
+from xlray.tracking import open_run
+
+MANIFEST = "manifest.json"
+
+
+def main(config_path: str | Path) -> int:
+    """CLI entry: run the concept analysis described by a YAML config."""
+    run_concepts(load_config(config_path, ConceptsConfig))
+    return 0
+
+
+def run_concepts(cfg: ConceptsConfig) -> dict[str, Any]:
+    """Run (or skip, if finished with this config) the analysis; returns the manifest with per-layer results."""
+    out = Path(cfg.output_dir)
+    done = finished_manifest(out, cfg)
+    if done is not None:
+        print(f"concepts: {out} is already complete ({MANIFEST}); nothing to do")
+        return done
+    acts = open_activations(cfg.activations)
+    layers = check_inputs(acts, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+
+    # The dictionary D, both ways: D(source -> target) and its reverse from the same counts.
+    dictionary = load_dictionary(cfg, out)
+    reverse = dictionary.rename({"src": "tgt", "tgt": "src"}).select("src", "tgt", "count", "prob")
+    forward_top = top_translations(dictionary, cfg.calign.top_n)
+    reverse_top = top_translations(reverse, cfg.calign.top_n)
+    known = set(zip(dictionary["src"].to_list(), dictionary["tgt"].to_list(), strict=True))
+
+    src, tgt = cfg.source, cfg.target
+    model = cfg.model_label or Path(acts.manifest["config"]["model"]["name"]).name
+    name = f"concepts-{model}-{cfg.checkpoint_label}-{src}-{tgt}"
+    tags = {"stage": "concepts", "model": model, "checkpoint": cfg.checkpoint_label, "pair": f"{src}-{tgt}"}
+    results: dict[int, dict[str, float | None]] = {}
+    missing: dict[int, dict[str, str]] = {}
+    frames: list[pl.DataFrame] = []
+    with open_run(cfg.tracking, name, out, tags=tags) as sink:
+        sink.log_params({"config": cfg.model_dump(mode="json"), "dictionary_pairs": dictionary.height})
+        for layer in layers:
+            metrics, reasons, assignments = analyse_layer(acts, layer, cfg, forward_top, reverse_top, known)
+            results[layer], missing[layer] = metrics, reasons
+            frames.append(assignments)
+            sink.log_metrics(metrics, step=layer)
+            for metric, reason in reasons.items():
+                sink.log_missing(f"{metric}.layer_{layer}", reason)
+            shown = [f"calign.{src}_{tgt}", f"calign.{tgt}_{src}", "colap", "noise_fraction.joint"]
+            print(f"concepts: layer {layer}: " + ", ".join(f"{k}={fmt(metrics.get(k))}" for k in shown))
+
+        # Outputs: data first, manifest last, each written under a temporary name and renamed.
+        assignments = pl.concat(frames)
+        atomic(out / "assignments.parquet", lambda p: assignments.write_parquet(p))
+        clusters = browser_data(assignments, cfg.browser_top_words)
+        title = f"Concepts of {model} ({cfg.checkpoint_label}), {src}-{tgt}"
+        atomic(out / "browser.json", lambda p: p.write_text(json.dumps(clusters, ensure_ascii=False, indent=1)))
+        atomic(out / "browser.html", lambda p: p.write_text(browser_html(clusters, title), encoding="utf-8"))
+        curves = [f"calign.{src}_{tgt}", f"calign.{tgt}_{src}", "colap", "noise_fraction.joint",
+                  "dist_cosine_diff_mean"]  # fmt: skip
+        atomic(out / "curves.png", lambda p: plot_curves(results, curves, p, title))
+        summary = {
+            "results": {str(k): v for k, v in results.items()},
+            "missing": {str(k): v for k, v in missing.items()},
+        }
+        atomic(out / "results.json", lambda p: p.write_text(json.dumps(summary, indent=1)))
+        for artifact in ("assignments.parquet", "browser.html", "browser.json", "curves.png", "results.json"):
+            sink.log_artifact(out / artifact)
+        manifest = {
+            "stage": "concepts",
+            "config": comparable(cfg),
+            "layers": layers,
+            "run_name": name,
+            "mlflow_run_id": sink.run_id,
+            **summary,
+        }
+        atomic(out / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    return manifest
+
+
+def check_inputs(acts: Activations, cfg: ConceptsConfig) -> list[int]:
+    """The layers to analyse; a layer, language or site the extraction lacks is an error naming the field."""
+    if cfg.source == cfg.target:
+        raise XlrayError(f"source/target: the pair needs two languages, got {cfg.source!r} twice")
+    layers = acts.layers if cfg.layers == "all" else list(cfg.layers)
+    absent = [layer for layer in layers if layer not in acts.layers]
+    if absent:
+        raise XlrayError(f"layers: {absent} not extracted in {acts.folder} (have {acts.layers})")
+    for field, lang in (("source", cfg.source), ("target", cfg.target)):
+        if lang not in acts.languages:
+            raise XlrayError(f"{field}: language {lang!r} not extracted in {acts.folder} (have {acts.languages})")
+    for layer in layers:
+        acts.check(layer, [cfg.source, cfg.target], cfg.site)
+    return layers
+
+
+def load_dictionary(cfg: ConceptsConfig, out: Path) -> pl.DataFrame:
+    """The configured dictionary file, or one built with eflomal (cached as dictionary.parquet in ``out``)."""
+    spec = cfg.dictionary
+    if isinstance(spec, DictionaryFile):
+        return read_dictionary(spec.path)
+    cached, key_path = out / "dictionary.parquet", out / "dictionary.json"
+    key = spec.model_dump(mode="json")
+    if cached.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
+        df = read_dictionary(cached)
+    else:
+        df = eflomal_dictionary(spec.source, spec.target, spec.max_sentences, spec.n_samplers)
+        write_dictionary(df, cached)
+        atomic(key_path, lambda p: p.write_text(json.dumps(key)))
+    return df.filter(pl.col("count") >= spec.min_count)
+
+
+def eflomal_dictionary(source: str, target: str, max_sentences: int | None, n_samplers: int) -> pl.DataFrame:
+    """Word-align two line-parallel files with eflomal and count the translation pairs."""
+    from xlray.align.eflomal import word_align
+
+    sides = []
+    for path in (source, target):
+        if not Path(path).is_file():
+            raise XlrayError(f"dictionary: {path}: parallel file not found")
+        lines = Path(path).read_text(encoding="utf-8").splitlines()[:max_sentences]
+        sides.append([line.split() for line in lines])
+    if len(sides[0]) != len(sides[1]):
+        raise XlrayError(f"dictionary: {source} has {len(sides[0])} lines but {target} has {len(sides[1])}")
+    return build_dictionary(sides[0], sides[1], word_align(sides[0], sides[1], n_samplers=n_samplers))
+
+
+def analyse_layer(
+    acts: Activations,
+    layer: int,
+    cfg: ConceptsConfig,
+    forward: dict[str, list[str]],
+    reverse: dict[str, list[str]],
+    known: set[tuple[str, str]],
+) -> tuple[dict[str, float | None], dict[str, str], pl.DataFrame]:
+    """One layer's metrics (None where missing), the reasons for missing ones, and the cluster assignments."""
+    src, tgt = cfg.source, cfg.target
+    x_src, meta_src = acts.matrix(layer, src, cfg.site)
+    x_tgt, meta_tgt = acts.matrix(layer, tgt, cfg.site)
+    metrics: dict[str, float | None] = {}
+    frames = []
+
+    # Each language clustered on its own: a cluster is the set of its word types (CALIGN).
+    words: dict[str, dict[int, frozenset[str]]] = {}
+    for lang, x, meta in ((src, x_src, meta_src), (tgt, x_tgt, meta_tgt)):
+        labels = cluster_layer(x, cfg, f"layer {layer}, {lang}")
+        words[lang] = word_clusters(meta["word"].to_list(), labels.labels)
+        metrics |= {f"clusters.{lang}": labels.n_clusters, f"noise_fraction.{lang}": labels.noise_fraction}
+        frames.append(assignment_frame(meta, labels.labels, layer, lang))
+    results = [
+        replace(calign(words[src], words[tgt], forward, cfg.calign), name=f"calign.{src}_{tgt}"),
+        replace(calign(words[tgt], words[src], reverse, cfg.calign), name=f"calign.{tgt}_{src}"),
+    ]
+
+    # Both languages' occurrences clustered jointly (COLAP).
+    meta_joint = pl.concat([meta_src, meta_tgt])
+    joint = cluster_layer(np.concatenate([x_src, x_tgt]), cfg, f"layer {layer}, {src}+{tgt}")
+    metrics |= {"clusters.joint": joint.n_clusters, "noise_fraction.joint": joint.noise_fraction}
+    frames.append(assignment_frame(meta_joint, joint.labels, layer, "joint"))
+    results.append(colap(joint.labels, meta_joint["language"].to_list(), (src, tgt), cfg.colap))
+
+    reasons: dict[str, str] = {}
+    for result in results:
+        metrics[result.name] = result.value
+        metrics |= {f"{result.name}.{k}": v for k, v in result.counts.items()}
+        if result.value is None:
+            reasons[result.name] = result.reason or "not computable"
+    dist, reason = related_distances(x_src, meta_src, x_tgt, meta_tgt, forward, known, cfg)
+    metrics |= dist
+    if reason:
+        reasons["distances"] = reason
+    return metrics, reasons, pl.concat(frames)
+
+
+def cluster_layer(x: np.ndarray, cfg: ConceptsConfig, name: str) -> Clustering:
+    """Prepare (normalise, PCA) and cluster one point set."""
+    points = prepare_points(x, cfg.points, seed=cfg.seed, name=name)
+    return cluster(points.x, cfg.clustering, seed=cfg.seed)
+
+
+def assignment_frame(meta: pl.DataFrame, labels: np.ndarray, layer: int, view: str) -> pl.DataFrame:
+    return meta.select("sentence_id", "language", "word", "word_index").with_columns(
+        layer=pl.lit(layer, pl.Int64), view=pl.lit(view), cluster=pl.Series(labels, dtype=pl.Int64)
+    )
+
+
+def related_distances(
+    x_src: np.ndarray,
+    meta_src: pl.DataFrame,
+    x_tgt: np.ndarray,
+    meta_tgt: pl.DataFrame,
+    translations: dict[str, list[str]],
+    known: set[tuple[str, str]],
+    cfg: ConceptsConfig,
+) -> tuple[dict[str, float], str | None]:
+    """Distances of dictionary translation pairs (mean vector per word type) vs sampled unrelated pairs."""
+    src_words, src_mean = mean_by_word(x_src, meta_src["word"].to_list())
+    tgt_words, tgt_mean = mean_by_word(x_tgt, meta_tgt["word"].to_list())
+    src_index, tgt_index = {w: i for i, w in enumerate(src_words)}, {w: i for i, w in enumerate(tgt_words)}
+    pairs = [(s, t) for s in src_words for t in translations.get(s, ()) if t in tgt_index]
+    if len({t for _, t in pairs}) < 2:
+        return {}, f"{len(pairs)} dictionary pairs have both words in the activations; need 2 distinct targets"
+    src_list, tgt_list = [s for s, _ in pairs], [t for _, t in pairs]
+    partner = sample_unrelated(src_list, tgt_list, seed=cfg.distances.seed, related=known)
+    if not (partner >= 0).any():
+        return {}, "no related pair found an unrelated partner"
+    d = layer_distances(
+        src_mean[[src_index[s] for s in src_list]], tgt_mean[[tgt_index[t] for t in tgt_list]], partner,
+        bins=cfg.distances.bins,
+    )  # fmt: skip
+    return d.metrics(), None
+
+
+def mean_by_word(x: np.ndarray, words: list[str]) -> tuple[list[str], np.ndarray]:
+    """Word types (sorted) and their mean vectors (types, d)."""
+    types, inverse = np.unique(np.asarray(words, dtype=object), return_inverse=True)
+    sums = np.zeros((len(types), x.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, x)
+    return types.tolist(), sums / np.bincount(inverse)[:, None]
+
+
+def finished_manifest(out: Path, cfg: ConceptsConfig) -> dict[str, Any] | None:
+    """The manifest of a finished run with this config; a finished run with another config is an error."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("config") != comparable(cfg):
+        raise XlrayError(
+            f"{path}: output_dir holds finished concepts with a different config; choose another output_dir"
+        )
+    return manifest
+
+
+def comparable(cfg: ConceptsConfig) -> dict[str, Any]:
+    """The config fields that decide the result (tracking does not)."""
+    return cfg.model_dump(mode="json", exclude={"tracking"})
+
+
+def atomic(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write`` on a temporary file beside ``path``, then rename it into place."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def fmt(value: float | None) -> str:
+    return "missing" if value is None else f"{value:.3g}"
