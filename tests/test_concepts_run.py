@@ -16,8 +16,6 @@ from xlray.errors import XlrayError
 from xlray.extract.config import ExtractConfig
 from xlray.extract.run import run_extract
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def activations(ray_session, assets, tmp_path_factory):
@@ -26,8 +24,15 @@ def activations(ray_session, assets, tmp_path_factory):
     run_extract(
         ExtractConfig(
             model=ModelConfig(name=str(assets / "models" / "bert")),
-            inputs=[{"format": "parallel", "source": str(world / "xc-en.xc"), "target": str(world / "xc-en.en"),
-                     "source_language": "xc", "target_language": "en"}],
+            inputs=[
+                {
+                    "format": "parallel",
+                    "source": str(world / "xc-en.xc"),
+                    "target": str(world / "xc-en.en"),
+                    "source_language": "xc",
+                    "target_language": "en",
+                }
+            ],
             languages=["xc", "en"],
             output_dir=str(out),
             layers=[0, 2],
@@ -71,6 +76,7 @@ def mlflow_run(cfg: ConceptsConfig, run_id: str):
     return client, client.get_run(run_id)
 
 
+@pytest.mark.integration
 def test_metrics_per_layer_in_unit_interval_and_logged(finished):
     cfg, manifest = finished
     assert manifest["layers"] == [0, 2]
@@ -94,6 +100,7 @@ def test_metrics_per_layer_in_unit_interval_and_logged(finished):
     assert {"browser.html", "browser.json", "curves.png", "assignments.parquet", "results.json"} <= artifacts
 
 
+@pytest.mark.integration
 def test_outputs_browser_and_assignments(finished):
     cfg, manifest = finished
     out = cfg.output_dir
@@ -114,6 +121,7 @@ def test_outputs_browser_and_assignments(finished):
     assert open(f"{out}/curves.png", "rb").read(4) == b"\x89PNG"
 
 
+@pytest.mark.integration
 def test_rerun_with_finished_manifest_skips(finished, capsys):
     cfg, manifest = finished
     assert run_concepts(cfg) == manifest
@@ -122,6 +130,7 @@ def test_rerun_with_finished_manifest_skips(finished, capsys):
         run_concepts(cfg.model_copy(update={"seed": 1}))
 
 
+@pytest.mark.integration
 def test_eflomal_dictionary_agrees_with_gold(finished, assets):
     cfg, _ = finished
     gold = pl.read_parquet(assets / "world" / "gold" / "dictionary.parquet").filter(pl.col("language") == "xc")
@@ -133,6 +142,7 @@ def test_eflomal_dictionary_agrees_with_gold(finished, assets):
     assert sum(best.get(w) == gold_map[w] for w in frequent) >= 24
 
 
+@pytest.mark.integration
 def test_missing_layer_or_language_is_an_error(activations, tmp_path):
     dictionary = {"kind": "file", "path": str(tmp_path / "unused.parquet")}
     with pytest.raises(XlrayError, match=r"layers: \[5\] not extracted"):
@@ -142,6 +152,7 @@ def test_missing_layer_or_language_is_an_error(activations, tmp_path):
     assert not (tmp_path / "concepts").exists()
 
 
+@pytest.mark.integration
 def test_dictionary_without_overlap_logs_calign_missing(activations, tmp_path):
     path = tmp_path / "nonsense.parquet"
     write_dictionary(
@@ -160,3 +171,11 @@ def test_dictionary_without_overlap_logs_calign_missing(activations, tmp_path):
     assert "no source cluster word" in run.data.tags["missing.calign.xc_en.layer_2"]
     assert "missing.distances.layer_2" in run.data.tags
     assert run.data.metrics["colap"] == pytest.approx(res["colap"])
+
+
+def test_shipped_demo_config_validates(repo_root):
+    from xlray.configs import load_stage_config
+
+    cfg = load_stage_config(repo_root / "sweeps" / "examples" / "concepts_demo.yaml")
+    assert isinstance(cfg, ConceptsConfig)
+    assert cfg.dictionary.kind == "eflomal" and cfg.clustering.method == "fast-hdbscan"
