@@ -15,7 +15,7 @@ from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig, load_c
 from xlray.tracking import tracking_uri
 from xlray.world.build import WorldConfig
 
-Step = Literal["extract", "adjust", "evaluate"]
+Step = Literal["extract", "concepts", "adjust", "evaluate"]
 
 
 class DemoConfig(Strict):
@@ -25,7 +25,7 @@ class DemoConfig(Strict):
     output_dir: str = "xlray-runs/demo"
     world: WorldConfig = Field(default_factory=lambda: WorldConfig(parallel_sentences=1000, task_train=450))
     family: Literal["bert", "xlm-roberta", "mt5"] = "bert"
-    steps: list[Step] = Field(default_factory=lambda: ["extract", "adjust", "evaluate"])
+    steps: list[Step] = Field(default_factory=lambda: ["extract", "concepts", "adjust", "evaluate"])
     seeds: list[int] = Field(default_factory=lambda: [0])
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig(experiment="xlray-demo"))
@@ -42,6 +42,25 @@ def extract_config(cfg: DemoConfig, out: Path, model: ModelConfig, tracking: Tra
     ]  # fmt: skip
     return ExtractConfig(model=model, inputs=inputs, languages=["en", *cfg.world.languages], ray=cfg.ray,
                          output_dir=str(out / "extract"), tracking=tracking)  # fmt: skip
+
+
+def concepts_configs(cfg: DemoConfig, out: Path, tracking: TrackingConfig):
+    """One concepts run per language paired with the source language, on the demo's extraction."""
+    from xlray.concepts.config import ConceptsConfig
+
+    parallel = out / "assets" / "world" / "parallel"
+    src = cfg.world.source
+    return [
+        ConceptsConfig.model_validate({
+            "activations": str(out / "extract"), "source": lang, "target": src,
+            "dictionary": {"kind": "eflomal", "source": str(parallel / f"{lang}-{src}.{lang}"),
+                           "target": str(parallel / f"{lang}-{src}.{src}")},
+            "points": {"pca_dim": 16}, "clustering": {"method": "fast-hdbscan", "min_cluster_size": 5},
+            "model_label": cfg.family, "output_dir": str(out / "concepts" / f"{lang}-{src}"),
+            "tracking": tracking.model_dump(),
+        })
+        for lang in cfg.world.languages
+    ]  # fmt: skip
 
 
 def adjust_config(cfg: DemoConfig, out: Path, model: ModelConfig, tracking: TrackingConfig):
@@ -101,6 +120,11 @@ def run_demo(config_path: str | None = None, output: str | None = None) -> int:
         from xlray.extract.run import run_extract
 
         run_extract(extract_config(cfg, out, model, tracking))
+    if "concepts" in cfg.steps:
+        from xlray.concepts.run import run_concepts
+
+        for concepts in concepts_configs(cfg, out, tracking):
+            run_concepts(concepts)
     if "adjust" in cfg.steps:
         from xlray.adjust.run import run_adjust
 
