@@ -21,15 +21,6 @@ from xlray.models import load_model
 LAST = -1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on 2 shared cores: a second intra-op thread only waits for the other processes' CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def config(assets, out, family="bert", reg_lambda=1.0, tracking=None, layer=-1, **extra):
     parallel = assets / "world" / "parallel"
     return AdjustConfig(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from xlray.adjust.loss import encoder_of
 from xlray.adjust.measure import distance_stats
@@ -22,14 +21,6 @@ from xlray.tasks.run import run_evaluation
 LANGS = ("xl", "xc")
 TRAIN_LINES = 1200  # per language, the pool; the last HELDOUT_LINES lines are never trained on
 HELDOUT_LINES = 150
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def gold_pairs(parallel, lang: str) -> list[tuple[list[str], list[str], list[tuple[int, int]]]]:

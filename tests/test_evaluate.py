@@ -23,14 +23,6 @@ from xlray.tasks.outcomes import read_outcomes
 from xlray.tasks.run import run_evaluation
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def config(assets, out, task: dict, **fields) -> EvaluateConfig:
     data = {
         "stage": "evaluate",

@@ -21,14 +21,6 @@ from xlray.wordmap import tokenize_words
 FAMILIES = ("bert", "xlm-roberta", "mt5")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def task_paths(assets, kind: str) -> dict:
     t = assets / "world" / "tasks"
     return {
