@@ -57,3 +57,15 @@ def test_stage_key_is_required_and_checked(tmp_path):
         load_stage_config(write(tmp_path, "model: {name: x}\n"))
     with pytest.raises(XlrayError, match=r"stage: unknown stage 'trian'"):
         load_stage_config(write(tmp_path, "stage: trian\n"))
+
+
+def test_opening_a_run_leaves_the_tracking_environment_alone(tmp_path, monkeypatch):
+    import os
+
+    from xlray.configs import TrackingConfig
+    from xlray.tracking import open_run
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with open_run(TrackingConfig(uri=f"sqlite:///{tmp_path / 'a.db'}"), "a") as sink:
+        sink.log_metrics({"x": 1.0})
+    assert "MLFLOW_TRACKING_URI" not in os.environ

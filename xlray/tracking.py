@@ -109,7 +109,6 @@ def tracking_uri(cfg: TrackingConfig, output_dir: str | Path | None = None) -> s
 
 def client_for(uri: str) -> Any:
     """An MlflowClient for a URI, checked up front so a dead server fails before any work starts."""
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -118,7 +117,7 @@ def client_for(uri: str) -> Any:
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise XlrayError(f"tracking: cannot reach MLflow at {uri}: {first[:300]}") from None
-    mlflow.set_tracking_uri(uri)
+    # No mlflow.set_tracking_uri: it writes $MLFLOW_TRACKING_URI, so a later stage in this process would log there.
     return client
 
 
