@@ -42,9 +42,7 @@ class RayConfig(Strict):
     address: str | None = Field(None, description="None: local Ray; 'auto' or ray://host:10001: a cluster")
     num_cpus: int | None = Field(None, ge=1, description="Local mode only")
     num_gpus: int | None = Field(None, ge=0, description="Local mode only (a fake GPU resource in tests)")
-    gpu_wait_s: float = Field(
-        60.0, ge=0, description="Fail if requested GPU actors cannot start in this time"
-    )
+    gpu_wait_s: float = Field(60.0, ge=0, description="Fail if requested GPU actors cannot start in this time")
 
 
 class TrackingConfig(Strict):

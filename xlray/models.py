@@ -53,18 +53,13 @@ def read_model_config(cfg: ModelConfig) -> dict[str, Any]:
     from transformers import AutoConfig
 
     try:
-        conf = AutoConfig.from_pretrained(
-            cfg.name, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
-        )
+        conf = AutoConfig.from_pretrained(cfg.name, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
             raise XlrayError(
-                f"model.name: {cfg.name} asks for remote code; set model.trust_remote_code: true "
-                "only if you trust it"
+                f"model.name: {cfg.name} asks for remote code; set model.trust_remote_code: true only if you trust it"
             ) from None
-        raise XlrayError(
-            f"model.name: cannot read the config of {cfg.name}: {str(exc).splitlines()[0]}"
-        ) from None
+        raise XlrayError(f"model.name: cannot read the config of {cfg.name}: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
         raise XlrayError(f"model.name: cannot load {cfg.name}: {str(exc).splitlines()[0]}") from None
     data = conf.to_dict()
@@ -96,11 +91,7 @@ def check_weights(cfg: ModelConfig) -> None:
         return
     if not any(path.glob("*.safetensors")):
         has_bin = any(path.glob("*.bin")) or any(path.glob("*.pt"))
-        hint = (
-            " (only pickle .bin weights found; set model.allow_pickle_weights: true to load them)"
-            if has_bin
-            else ""
-        )
+        hint = " (only pickle .bin weights found; set model.allow_pickle_weights: true to load them)" if has_bin else ""
         raise XlrayError(f"model.name: {path} has no safetensors weights{hint}")
 
 
@@ -138,9 +129,7 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> LoadedModel:
             cfg.name, use_safetensors=not cfg.allow_pickle_weights, dtype=torch_dtype(cfg, device), **common
         )
     except OSError as exc:
-        raise XlrayError(
-            f"model.name: cannot load weights of {cfg.name}: {str(exc).splitlines()[0]}"
-        ) from None
+        raise XlrayError(f"model.name: cannot load weights of {cfg.name}: {str(exc).splitlines()[0]}") from None
     model.to(device).eval()
     limit = min(tokenizer.model_max_length, conf.get("max_position_embeddings") or 512, 512)
     if family.name == "xlm-roberta":
@@ -162,28 +151,16 @@ def commit_of(name: str) -> str | None:
     path = Path(name)
     if path.is_dir():
         return None
-    ref = (
-        Path.home()
-        / ".cache"
-        / "huggingface"
-        / "hub"
-        / f"models--{name.replace('/', '--')}"
-        / "refs"
-        / "main"
-    )
+    ref = Path.home() / ".cache" / "huggingface" / "hub" / f"models--{name.replace('/', '--')}" / "refs" / "main"
     return ref.read_text().strip() if ref.is_file() else None
 
 
-def hidden_states(
-    lm: LoadedModel, inputs: dict[str, Any], targets: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def hidden_states(lm: LoadedModel, inputs: dict[str, Any], targets: dict[str, Any] | None = None) -> dict[str, Any]:
     """Per-site hidden states: ``{"encoder": (h0, ..., hL)}`` each [batch, tokens, hidden]; mT5 with ``targets``
     also gives ``"decoder"``, read with teacher forcing (a target word's state has seen only earlier words)."""
     model = lm.model
     if not lm.family.has_decoder:
-        out = model(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], output_hidden_states=True
-        )
+        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], output_hidden_states=True)
         return {"encoder": out.hidden_states}
     if targets is None:
         out = model.encoder(

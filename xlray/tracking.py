@@ -77,9 +77,7 @@ class MlflowSink:
 
         now = int(time.time() * 1000)
         items = [
-            Metric(k, float(v), now, step or 0)
-            for k, v in metrics.items()
-            if v is not None and math.isfinite(float(v))
+            Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None and math.isfinite(float(v))
         ]
         for start in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[start : start + 500])

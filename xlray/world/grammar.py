@@ -51,9 +51,7 @@ def pick(rng: random.Random, cls: str) -> str:
 
 def random_phrase(rng: random.Random, slot: str, allow_name: bool) -> Phrase:
     if allow_name and rng.random() < 0.5:
-        return Phrase(
-            slot, first=pick(rng, "first_name"), last=pick(rng, "last_name") if rng.random() < 0.6 else None
-        )
+        return Phrase(slot, first=pick(rng, "first_name"), last=pick(rng, "last_name") if rng.random() < 0.6 else None)
     return Phrase(
         slot,
         number=pick(rng, "number") if slot == "o" and rng.random() < 0.5 else None,

@@ -48,9 +48,7 @@ def named_subject(rng: random.Random) -> Meaning:
             return dataclasses.replace(m, negated=False)
 
 
-def qa_paragraph(
-    rng: random.Random, lang: Language, n_sentences: int = 3
-) -> tuple[str, list[tuple[str, str, int]]]:
+def qa_paragraph(rng: random.Random, lang: Language, n_sentences: int = 3) -> tuple[str, list[tuple[str, str, int]]]:
     """A context of a few sentences and one question per sentence: (question, answer text, answer_start)."""
     meanings = [named_subject(rng) for _ in range(n_sentences)]
     context, qas = "", []

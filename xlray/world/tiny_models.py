@@ -106,9 +106,7 @@ def save_mt5(texts: list[str], out: Path, hidden: int, layers: int, vocab: int, 
     from transformers import MT5Config, MT5ForConditionalGeneration, T5Tokenizer
 
     raw = unigram_tokenizer(texts, vocab, ["<pad>", "</s>", "<unk>"], "$A </s>")
-    tok = T5Tokenizer(
-        tokenizer_object=raw, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0
-    )
+    tok = T5Tokenizer(tokenizer_object=raw, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0)
     tok.model_max_length = 128
     torch.manual_seed(seed)
     cfg = MT5Config(
