@@ -6,11 +6,8 @@ pair or link left out is counted (too long, no alignable word, identical strings
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +16,7 @@ import polars as pl
 
 from xlray.adjust.config import AdjustConfig, Corpus, LinesCorpus, PairsConfig, TsvCorpus
 from xlray.errors import XlrayError, where
+from xlray.outputs import write_parquet
 from xlray.tasks.formats.textio import count_lines, existing_file, read_lines
 
 Link = tuple[int, int]  # (foreign word index, English word index)
@@ -269,16 +267,7 @@ def write_pairs(pairs: AlignedPairs, path: str | Path) -> Path:
             "english_index": pl.List(pl.Int32),
         },
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.write_parquet(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_parquet(frame, path)
 
 
 def read_pairs(path: str | Path, split: str | None = None, languages: Sequence[str] | None = None) -> AlignedPairs:

@@ -30,6 +30,7 @@ from xlray.adjust.pairs import AlignedPairs, build_pairs, read_pairs, write_pair
 from xlray.configs import TrackingConfig, load_config
 from xlray.errors import XlrayError
 from xlray.models import describe, load_model
+from xlray.outputs import write_json
 from xlray.tracking import open_run
 
 MANIFEST = "manifest.json"
@@ -243,14 +244,6 @@ def save_checkpoint(lm: Any, cfg: AdjustConfig, stats: dict[str, Any], out: Path
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary name beside it, then rename)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
 
 
 def summary(cfg: AdjustConfig, pairs: AlignedPairs, before: dict, after: dict, out: Path) -> str:

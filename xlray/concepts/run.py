@@ -16,9 +16,6 @@ Output folder:
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +34,7 @@ from xlray.concepts.points import prepare_points
 from xlray.configs import load_config
 from xlray.errors import XlrayError
 from xlray.extract.reader import Activations, open_activations
+from xlray.outputs import atomic
 from xlray.tracking import open_run
 
 MANIFEST = "manifest.json"
@@ -271,18 +269,6 @@ def finished_manifest(out: Path, cfg: ConceptsConfig) -> dict[str, Any] | None:
 def comparable(cfg: ConceptsConfig) -> dict[str, Any]:
     """The config fields that decide the result (tracking does not)."""
     return cfg.model_dump(mode="json", exclude={"tracking"})
-
-
-def atomic(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write`` on a temporary file beside ``path``, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def fmt(value: float | None) -> str:

@@ -19,7 +19,8 @@ from xlray.errors import XlrayError
 from xlray.extract.cap import merge_thresholds, smallest_hashes, type_key
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Item, plan_chunks, read_chunk
-from xlray.extract.shards import MANIFEST, finished_shards, shard_stats, write_json_atomic
+from xlray.extract.shards import MANIFEST, finished_shards, shard_stats
+from xlray.outputs import write_json
 from xlray.runtime import start_ray
 from xlray.tracking import open_run
 
@@ -49,7 +50,7 @@ def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> dict[s
     task = ray.remote(chunk_hashes)
     refs = [task.remote(cfg.model_dump_json(), asdict(c), "decoder" in cfg.sites) for c in chunks]
     thresholds = merge_thresholds((ray.get(ref) for ref in refs), cfg.cap)
-    write_json_atomic(saved, thresholds)
+    write_json(saved, thresholds)
     return thresholds
 
 
@@ -186,7 +187,7 @@ def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
             "seconds": seconds,
             "words_per_second": words_run / seconds if seconds else None,
         }
-        write_json_atomic(manifest_path, manifest)
+        write_json(manifest_path, manifest)
         sink.log_metrics(
             {f"count.{k}": v for k, v in totals.items()} | {"words_per_second": manifest["words_per_second"]}
         )

@@ -7,8 +7,6 @@ that a later report can compare any two runs on the same examples without re-run
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from xlray.errors import XlrayError
+from xlray.outputs import write_parquet
 from xlray.stats import compare_conditions, mean_statistic
 from xlray.tasks.common import LangResult
 from xlray.tasks.metrics import f1_statistic
@@ -53,17 +52,8 @@ def outcome_frame(results: Iterable[LangResult], condition: str, task: str, seed
 
 
 def write_frame(frame: pl.DataFrame, path: Path) -> Path:
-    """Write Parquet atomically (temporary name beside it, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        frame.write_parquet(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write Parquet atomically."""
+    return write_parquet(frame, path)
 
 
 def read_outcomes(output_dir: str | Path) -> pl.DataFrame:

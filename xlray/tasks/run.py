@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from xlray import outputs
 from xlray.configs import load_config
 from xlray.errors import XlrayError
 from xlray.models import LoadedModel, describe, load_model
@@ -229,11 +230,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary name beside it, then rename); NaN becomes null."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(nan_to_none(data), fh, indent=2, ensure_ascii=False)
-    os.replace(tmp, path)
+    """Write JSON atomically; NaN (a one-seed spread) becomes null."""
+    outputs.write_json(path, nan_to_none(data))
 
 
 def nan_to_none(data: Any) -> Any:
