@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +27,7 @@ from xlray.adjust.pairs import AlignedPairs, build_pairs, read_pairs, write_pair
 from xlray.configs import TrackingConfig, load_config
 from xlray.errors import XlrayError
 from xlray.models import describe, load_model
-from xlray.outputs import write_json
+from xlray.outputs import atomic_dir, finished_manifest, write_json
 from xlray.tracking import open_run
 
 MANIFEST = "manifest.json"
@@ -48,7 +45,7 @@ def run_adjust(cfg: AdjustConfig) -> dict[str, Any]:
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
     out = Path(cfg.output_dir)
-    done = finished_manifest(out, cfg)
+    done = finished_manifest(out / MANIFEST, comparable(cfg), "adjustment")
     if done is not None:
         print(f"adjust: {out} is already complete (manifest.json); nothing to do")
         return done
@@ -168,20 +165,6 @@ def fresh_accelerator_state(mixed_precision: str) -> None:
         AcceleratorState._reset_state()
 
 
-def finished_manifest(out: Path, cfg: AdjustConfig) -> dict[str, Any] | None:
-    """The manifest of a finished run with this config; a finished run with another config is an error."""
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("config") != comparable(cfg):
-        raise XlrayError(
-            f"{path}: output_dir holds a finished adjustment with a different config; "
-            "choose another output_dir or delete that one"
-        )
-    return manifest
-
-
 def comparable(cfg: AdjustConfig) -> dict[str, Any]:
     """The config fields that decide the result (tracking does not)."""
     return cfg.model_dump(mode="json", exclude={"tracking"})
@@ -228,22 +211,16 @@ def step_metrics(window: list[tuple[float, float, float, int]], lr: float) -> di
 
 def save_checkpoint(lm: Any, cfg: AdjustConfig, stats: dict[str, Any], out: Path) -> Path:
     """save_pretrained model and tokenizer with the config and statistics, moved into place in one rename."""
-    final = out / "checkpoint"
-    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.", dir=out))
-    try:
+
+    def write(tmp: Path) -> None:
         lm.model.save_pretrained(tmp)
         lm.tokenizer.save_pretrained(tmp)
         (tmp / "adjust_config.yaml").write_text(
             yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True), encoding="utf-8"
         )
         write_json(tmp / "alignment_stats.json", stats)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+
+    return atomic_dir(out / "checkpoint", write)
 
 
 def summary(cfg: AdjustConfig, pairs: AlignedPairs, before: dict, after: dict, out: Path) -> str:

@@ -34,7 +34,7 @@ from xlray.concepts.points import prepare_points
 from xlray.configs import load_config
 from xlray.errors import XlrayError
 from xlray.extract.reader import Activations, open_activations
-from xlray.outputs import atomic
+from xlray.outputs import atomic, finished_manifest
 from xlray.tracking import open_run
 
 MANIFEST = "manifest.json"
@@ -49,7 +49,7 @@ def main(config_path: str | Path) -> int:
 def run_concepts(cfg: ConceptsConfig) -> dict[str, Any]:
     """Run (or skip, if finished with this config) the analysis; returns the manifest with per-layer results."""
     out = Path(cfg.output_dir)
-    done = finished_manifest(out, cfg)
+    done = finished_manifest(out / MANIFEST, comparable(cfg), "concept analysis")
     if done is not None:
         print(f"concepts: {out} is already complete ({MANIFEST}); nothing to do")
         return done
@@ -251,19 +251,6 @@ def mean_by_word(x: np.ndarray, words: list[str]) -> tuple[list[str], np.ndarray
     sums = np.zeros((len(types), x.shape[1]), dtype=np.float64)
     np.add.at(sums, inverse, x)
     return types.tolist(), sums / np.bincount(inverse)[:, None]
-
-
-def finished_manifest(out: Path, cfg: ConceptsConfig) -> dict[str, Any] | None:
-    """The manifest of a finished run with this config; a finished run with another config is an error."""
-    path = out / MANIFEST
-    if not path.is_file():
-        return None
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("config") != comparable(cfg):
-        raise XlrayError(
-            f"{path}: output_dir holds finished concepts with a different config; choose another output_dir"
-        )
-    return manifest
 
 
 def comparable(cfg: ConceptsConfig) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from xlray.extract.cap import merge_thresholds, smallest_hashes, type_key
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Item, plan_chunks, read_chunk
 from xlray.extract.shards import MANIFEST, finished_shards, shard_stats
-from xlray.outputs import write_json
+from xlray.outputs import finished_manifest, write_json
 from xlray.runtime import start_ray
 from xlray.tracking import open_run
 
@@ -136,12 +136,10 @@ def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
 
     out = Path(cfg.output_dir)
     manifest_path = out / MANIFEST
-    if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text())
-        if manifest["config"] == cfg.model_dump(mode="json"):
-            print(f"[extract] {out} is already complete; nothing to do")
-            return manifest
-        raise XlrayError(f"output_dir: {out} holds a finished extraction with another config; choose a new folder")
+    done = finished_manifest(manifest_path, cfg.model_dump(mode="json"), "extraction")
+    if done is not None:
+        print(f"[extract] {out} is already complete; nothing to do")
+        return done
     (out / "shards").mkdir(parents=True, exist_ok=True)
     chunks = plan_chunks(cfg.inputs, cfg.chunk_lines)
     lm = load_model(cfg.model, "cpu")  # facts only (layers, width, limit); actors load their own copy

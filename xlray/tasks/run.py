@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -201,18 +198,12 @@ def save_checkpoint(lm: LoadedModel, model: Any, final: Path) -> Path:
     """Model and tokenizer (save_pretrained, safetensors) plus the head's weights, moved into place in one rename."""
     from safetensors.torch import save_file
 
-    tmp = Path(tempfile.mkdtemp(prefix=".checkpoint.", dir=final.parent))
-    try:
+    def write(tmp: Path) -> None:
         lm.model.save_pretrained(tmp)
         lm.tokenizer.save_pretrained(tmp)
         save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(tmp / "head.safetensors"))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
+
+    return outputs.atomic_dir(final, write)
 
 
 def seed_key(cfg: EvaluateConfig) -> dict[str, Any]:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import polars as pl
 from pydantic import Field, field_validator
 
 from xlray.configs import Strict
+from xlray.outputs import atomic_dir
 from xlray.world.grammar import Meaning, Word, alignment, random_meaning, render
 from xlray.world.languages import TYPOLOGY, Language, make_language, shared_name_forms
 
@@ -115,16 +113,14 @@ def write_world(cfg: WorldConfig, out: str | Path) -> Path:
     manifest = out / MANIFEST
     if manifest.is_file() and json.loads(manifest.read_text())["config"] == cfg.model_dump():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    world = World(cfg)
-    write_parallel(world, tmp)
-    gold_dictionary(world).write_parquet(tmp / "gold" / "dictionary.parquet")
     from xlray.world.tasks import write_tasks
 
-    write_tasks(world, tmp / "tasks")
-    (tmp / MANIFEST).write_text(json.dumps({"config": cfg.model_dump(), "languages": list(world.languages)}))
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+    world = World(cfg)
+
+    def write(tmp: Path) -> None:
+        write_parallel(world, tmp)
+        gold_dictionary(world).write_parquet(tmp / "gold" / "dictionary.parquet")
+        write_tasks(world, tmp / "tasks")
+        (tmp / MANIFEST).write_text(json.dumps({"config": cfg.model_dump(), "languages": list(world.languages)}))
+
+    return atomic_dir(out, write)

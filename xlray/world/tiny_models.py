@@ -6,13 +6,12 @@ checkpoints (``xlray.models.load_model``).
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+
+from xlray.outputs import atomic_dir
 
 FAMILIES = ("bert", "xlm-roberta", "mt5")
 
@@ -146,13 +145,7 @@ def build_tiny_model(
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    SAVERS[family](texts, tmp, hidden, layers, vocab, seed)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+    return atomic_dir(out, lambda tmp: SAVERS[family](texts, tmp, hidden, layers, vocab, seed))
 
 
 def world_texts(world_dir: str | Path) -> list[str]:
