@@ -56,6 +56,18 @@ def cmd_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from xlray.sweep.run import main as sweep
+
+    return sweep(args.config, resume=args.resume)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from xlray.sweep.report import main as report
+
+    return report(args.config)
+
+
 def cmd_stage(args: argparse.Namespace) -> int:
     return load(STAGE_RUNNERS[args.command])(args.config) or 0
 
@@ -87,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     from xlray.submit import add_submit_parser
 
     add_submit_parser(sub)
+
+    sweep = sub.add_parser("sweep", help="run a Ray Tune sweep (trials: adjust -> zero-shot tasks -> alignment)")
+    sweep.add_argument("config")
+    sweep.add_argument("--resume", action="store_true", help="finish a sweep that stopped; done trials are kept")
+    sweep.set_defaults(func=cmd_sweep)
+
+    report = sub.add_parser("report", help="tables and plots comparing a sweep's trials, from MLflow")
+    report.add_argument("config", help="the sweep's config file")
+    report.set_defaults(func=cmd_report)
 
     for name in STAGE_RUNNERS:
         stage = sub.add_parser(name, help=f"run the {name} stage from a config file")

@@ -12,10 +12,11 @@ from typing import Literal
 from pydantic import Field
 
 from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig, load_config
+from xlray.sweep.config import SweepConfig
 from xlray.tracking import tracking_uri
 from xlray.world.build import WorldConfig
 
-Step = Literal["extract", "concepts", "adjust", "evaluate"]
+Step = Literal["extract", "concepts", "sweep"]
 
 
 class DemoConfig(Strict):
@@ -25,7 +26,7 @@ class DemoConfig(Strict):
     output_dir: str = "xlray-runs/demo"
     world: WorldConfig = Field(default_factory=lambda: WorldConfig(parallel_sentences=1000, task_train=450))
     family: Literal["bert", "xlm-roberta", "mt5"] = "bert"
-    steps: list[Step] = Field(default_factory=lambda: ["extract", "concepts", "adjust", "evaluate"])
+    steps: list[Step] = Field(default_factory=lambda: ["extract", "concepts", "sweep"])
     seeds: list[int] = Field(default_factory=lambda: [0])
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig(experiment="xlray-demo"))
@@ -63,45 +64,36 @@ def concepts_configs(cfg: DemoConfig, out: Path, tracking: TrackingConfig):
     ]  # fmt: skip
 
 
-def adjust_config(cfg: DemoConfig, out: Path, model: ModelConfig, tracking: TrackingConfig):
-    from xlray.adjust.config import AdjustConfig
-
-    parallel = out / "assets" / "world" / "parallel"
-    corpus = {
-        "format": "lines",
-        "source": str(parallel / "{lang}-en.{lang}"),
-        "english": str(parallel / "{lang}-en.en"),
-    }
-    return AdjustConfig.model_validate({
-        "stage": "adjust",
-        "model": model.model_dump(),
-        "corpus": corpus,
-        "languages": cfg.world.languages,
-        "pairs": {"max_sent": cfg.world.parallel_sentences, "heldout_sent": 100},
-        "optim": {"lr": 5e-4},  # the papers' 5e-5 is for pretrained mBERT; the random tiny model needs more
-        "output_dir": str(out / "adjust"),
-        "tracking": tracking.model_dump(),
+def demo_sweep(cfg: DemoConfig, out: Path) -> SweepConfig:
+    """The demo's sweep (sweeps/demo.yaml is this, written out for the default demo): the tiny model adjusted on
+    each synthetic language with and without the English regulariser, then base / adjusted / continual NLI."""
+    assets, world = out / "assets", out / "assets" / "world"
+    xnli = world / "tasks" / "xnli"
+    return SweepConfig.model_validate({
+        "stage": "sweep",
+        "name": "demo",
+        "output_dir": str(out / "sweep"),
+        "world": {"output": str(assets), "families": [cfg.family], "world": cfg.world.model_dump()},
+        "models": {cfg.family: {"name": str(assets / "models" / cfg.family)}},
+        "languages": cfg.world.languages[:2],
+        "space": {"adjust.loss.reg_lambda": {"grid": [0.0, 1.0]}},
+        "adjust": {
+            "corpus": {"format": "lines", "source": str(world / "parallel" / "{lang}-en.{lang}"),
+                       "english": str(world / "parallel" / "{lang}-en.en")},
+            "pairs": {"max_sent": cfg.world.parallel_sentences, "heldout_sent": 100},
+            "optim": {"lr": 5e-4},  # the papers' 5e-5 is for pretrained mBERT; the random tiny model needs more
+        },
+        "evaluate": {
+            "task": {"kind": "nli", "train": str(xnli / f"multinli.train.{cfg.world.source}.tsv"),
+                     "test": str(xnli / "xnli.test.tsv"), "lr": 1e-3, "epochs": 3, "batch_size": 16},
+            "seeds": cfg.seeds,
+            "significance": {"n_resamples": 1000},
+        },
+        "search": {"algorithm": "grid", "metric": "zero_shot.continual.targets_mean.accuracy", "mode": "max"},
+        "resources": {"cpu": 1},
+        "ray": cfg.ray.model_dump(),
+        "tracking": cfg.tracking.model_dump(),
     })  # fmt: skip
-
-
-def evaluate_configs(cfg: DemoConfig, out: Path, model: ModelConfig, tracking: TrackingConfig):
-    from xlray.tasks.conditions import efimov_conditions
-    from xlray.tasks.config import EvaluateConfig
-
-    xnli = out / "assets" / "world" / "tasks" / "xnli"
-    template = EvaluateConfig.model_validate({
-        "stage": "evaluate",
-        "model": model.model_dump(),
-        "task": {"kind": "nli", "train": str(xnli / f"multinli.train.{cfg.world.source}.tsv"),
-                 "test": str(xnli / "xnli.test.tsv"), "lr": 1e-3, "epochs": 3, "batch_size": 16},
-        "languages": [cfg.world.source, *cfg.world.languages],
-        "seeds": cfg.seeds,
-        "continual": {"pairs": str(out / "adjust" / "pairs.parquet")},
-        "output_dir": str(out / "evaluate"),
-        "tracking": tracking.model_dump(),
-    })  # fmt: skip
-    adjusted = ModelConfig(name=str(out / "adjust" / "checkpoint"))
-    return efimov_conditions(template, model, adjusted, out / "evaluate")
 
 
 def run_demo(config_path: str | None = None, output: str | None = None) -> int:
@@ -125,17 +117,11 @@ def run_demo(config_path: str | None = None, output: str | None = None) -> int:
 
         for concepts in concepts_configs(cfg, out, tracking):
             run_concepts(concepts)
-    if "adjust" in cfg.steps:
-        from xlray.adjust.run import run_adjust
+    if "sweep" in cfg.steps:
+        from xlray.sweep.run import run_sweep
 
-        run_adjust(adjust_config(cfg, out, model, tracking))
-    if "evaluate" in cfg.steps:
-        from xlray.tasks.conditions import run_conditions
-
-        results = run_conditions(evaluate_configs(cfg, out, model, tracking))
-        for condition, per_lang in results.items():
-            scores = ", ".join(f"{lang} {m.get('accuracy', float('nan')):.2f}" for lang, m in per_lang.items())
-            print(f"[demo] zero-shot NLI accuracy, {condition}: {scores}")
+        sweep = demo_sweep(cfg, out).model_copy(update={"tracking": tracking})
+        run_sweep(sweep, resume=(out / "sweep" / "sweep.json").is_file())
     print(f"[demo] results: {out}")
     print(
         f"[demo] MLflow runs: mlflow ui --backend-store-uri {tracking.uri} --port 5000  (then open http://127.0.0.1:5000)"

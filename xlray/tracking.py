@@ -94,6 +94,33 @@ class MlflowSink:
             self.client.set_tag(self.run_id, key, str(value))
 
 
+class PrefixedSink:
+    """Logs into another sink's run under a name prefix: how a stage inside a sweep trial logs into the trial's run."""
+
+    def __init__(self, sink: MlflowSink | NullSink | PrefixedSink, prefix: str):
+        self.sink = sink
+        self.prefix = prefix
+        self.run_id = sink.run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.sink.log_params({f"{self.prefix}{k}": v for k, v in params.items()})
+
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int | None = None) -> None:
+        self.sink.log_metrics({f"{self.prefix}{k}": v for k, v in metrics.items()}, step=step)
+
+    def log_missing(self, name: str, reason: str) -> None:
+        self.sink.log_missing(f"{self.prefix}{name}", reason)
+
+    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
+        self.sink.log_artifact(path, "/".join(p for p in (self.prefix.strip("."), folder) if p))
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        self.sink.set_tags({f"{self.prefix}{k}": v for k, v in tags.items()})
+
+
+Sink = MlflowSink | NullSink | PrefixedSink
+
+
 def tracking_uri(cfg: TrackingConfig, output_dir: str | Path | None = None) -> str:
     """Resolve the tracking URI: config, then $MLFLOW_TRACKING_URI, then a sqlite file in the output folder."""
     if cfg.uri:
@@ -132,8 +159,15 @@ def open_run(
     tags: Mapping[str, str] | None = None,
     parent_run_id: str | None = None,
     run_id: str | None = None,
-) -> Iterator[MlflowSink | NullSink]:
-    """Open (or reopen by ``run_id``) one MLflow run; ends FINISHED, or FAILED if the body raises."""
+    into: Sink | None = None,
+) -> Iterator[Sink]:
+    """Open (or reopen by ``run_id``) one MLflow run; ends FINISHED, or FAILED if the body raises.
+
+    ``into``: log into that (already open) sink instead, e.g. a sweep trial's run; nothing is opened or ended.
+    """
+    if into is not None:
+        yield into
+        return
     if not cfg.enabled:
         yield NullSink()
         return

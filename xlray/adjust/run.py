@@ -28,7 +28,7 @@ from xlray.configs import TrackingConfig, load_config
 from xlray.errors import XlrayError
 from xlray.models import describe, load_model
 from xlray.outputs import atomic_dir, finished_manifest, write_json
-from xlray.tracking import open_run
+from xlray.tracking import Sink, open_run
 
 MANIFEST = "manifest.json"
 
@@ -39,8 +39,11 @@ def main(config_path: str | Path) -> int:
     return 0
 
 
-def run_adjust(cfg: AdjustConfig) -> dict[str, Any]:
-    """Run (or skip, if already finished with this config) one adjustment; returns its manifest."""
+def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
+    """Run (or skip, if already finished with this config) one adjustment; returns its manifest.
+
+    ``into``: log into that open sink (a sweep trial's run) instead of a run of its own.
+    """
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
@@ -78,7 +81,8 @@ def run_adjust(cfg: AdjustConfig) -> dict[str, Any]:
     stats_args = dict(tokenizer=tokenizer, pooling=cfg.loss.pooling, max_length=max_length)
 
     tracking = cfg.tracking if accelerator.is_main_process else TrackingConfig(enabled=False)
-    with open_run(tracking, run_name(cfg), out, tags={"stage": "adjust"}) as sink:
+    into = into if accelerator.is_main_process else None
+    with open_run(tracking, run_name(cfg), out, tags={"stage": "adjust"}, into=into) as sink:
         sink.log_params({"config": cfg.model_dump(mode="json"), "model_info": describe(lm)})
         sink.log_metrics({f"pairs.{lang}.{k}": v for lang, c in pairs.counts.items() for k, v in c.items()})
 

@@ -35,7 +35,7 @@ from xlray.configs import load_config
 from xlray.errors import XlrayError
 from xlray.extract.reader import Activations, open_activations
 from xlray.outputs import atomic, finished_manifest
-from xlray.tracking import open_run
+from xlray.tracking import Sink, open_run
 
 MANIFEST = "manifest.json"
 
@@ -46,8 +46,11 @@ def main(config_path: str | Path) -> int:
     return 0
 
 
-def run_concepts(cfg: ConceptsConfig) -> dict[str, Any]:
-    """Run (or skip, if finished with this config) the analysis; returns the manifest with per-layer results."""
+def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any]:
+    """Run (or skip, if finished with this config) the analysis; returns the manifest with per-layer results.
+
+    ``into``: log into that open sink (a sweep trial's run) instead of a run of its own.
+    """
     out = Path(cfg.output_dir)
     done = finished_manifest(out / MANIFEST, comparable(cfg), "concept analysis")
     if done is not None:
@@ -71,7 +74,7 @@ def run_concepts(cfg: ConceptsConfig) -> dict[str, Any]:
     results: dict[int, dict[str, float | None]] = {}
     missing: dict[int, dict[str, str]] = {}
     frames: list[pl.DataFrame] = []
-    with open_run(cfg.tracking, name, out, tags=tags) as sink:
+    with open_run(cfg.tracking, name, out, tags=tags, into=into) as sink:
         sink.log_params({"config": cfg.model_dump(mode="json"), "dictionary_pairs": dictionary.height})
         for layer in layers:
             metrics, reasons, assignments = analyse_layer(acts, layer, cfg, forward_top, reverse_top, known)

@@ -34,7 +34,7 @@ from xlray.tasks.common import task_module
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.outcomes import OUTCOMES, compare_runs, outcome_frame, read_outcomes, write_frame
 from xlray.tasks.train import fine_tune, resolve_device
-from xlray.tracking import open_run
+from xlray.tracking import PrefixedSink, Sink, open_run
 
 MANIFEST = "manifest.json"
 SOURCE = "en"  # the fine-tuning language; the other languages are zero-shot targets
@@ -48,8 +48,13 @@ def main(config_path: str | Path) -> int:
     return 0
 
 
-def run_evaluation(cfg: EvaluateConfig, parent_run_id: str | None = None) -> dict[str, dict[str, float]]:
+def run_evaluation(
+    cfg: EvaluateConfig, parent_run_id: str | None = None, into: Sink | None = None
+) -> dict[str, dict[str, float]]:
     """Run (or reuse, if already finished with this config) one condition over its seeds.
+
+    ``into``: log into that open sink (a sweep trial's run), each seed under ``seed<s>.``, instead of runs of
+    their own.
 
     Returns ``{language: {metric: mean over seeds, metric + "_std": sample std (NaN for one seed)}}``.
     """
@@ -62,10 +67,13 @@ def run_evaluation(cfg: EvaluateConfig, parent_run_id: str | None = None) -> dic
     trains = hasattr(task, "build")
     seeds = cfg.seeds if trains else cfg.seeds[:1]  # XSR has no training: one run says it all
     tags = {"stage": "evaluate", "task": cfg.task.kind, "condition": cfg.condition}
-    with open_run(cfg.tracking, run_name(cfg), out, tags, parent_run_id) as sink:
+    with open_run(cfg.tracking, run_name(cfg), out, tags, parent_run_id, into=into) as sink:
         sink.log_params({"config": run_key(cfg), "seeds_run": len(seeds)})
         data = task.load(cfg)
-        results = {seed: run_seed(cfg, task, data, seed, sink.run_id) for seed in seeds}
+        results = {
+            seed: run_seed(cfg, task, data, seed, sink.run_id, PrefixedSink(into, f"seed{seed}.") if into else None)
+            for seed in seeds
+        }
 
         summary = summarise(cfg, results)
         sink.log_metrics(flat_summary(summary))
@@ -93,7 +101,9 @@ def run_evaluation(cfg: EvaluateConfig, parent_run_id: str | None = None) -> dic
     return summary["languages"]
 
 
-def run_seed(cfg: EvaluateConfig, task: ModuleType, data: Any, seed: int, parent_id: str | None) -> dict[str, Any]:
+def run_seed(
+    cfg: EvaluateConfig, task: ModuleType, data: Any, seed: int, parent_id: str | None, into: Sink | None = None
+) -> dict[str, Any]:
     """One seed: fine-tune (unless XSR), evaluate every language, write outcomes then ``result.json``."""
     folder = Path(cfg.output_dir) / f"seed-{seed}"
     done = read_json(folder / "result.json")
@@ -110,7 +120,7 @@ def run_seed(cfg: EvaluateConfig, task: ModuleType, data: Any, seed: int, parent
     trains = hasattr(task, "build")
     model_cfg = cfg.model.model_copy(update={"dtype": "float32"}) if trains else cfg.model
     tags = {"stage": "evaluate", "task": cfg.task.kind, "condition": cfg.condition, "seed": str(seed)}
-    with open_run(cfg.tracking, f"{run_name(cfg)}-seed{seed}", cfg.output_dir, tags, parent_id) as sink:
+    with open_run(cfg.tracking, f"{run_name(cfg)}-seed{seed}", cfg.output_dir, tags, parent_id, into=into) as sink:
         lm = load_model(model_cfg, device)
         sink.log_params({"seed": seed, "model_info": describe(lm)})
         model, history, counts, checkpoint = None, [], {}, None

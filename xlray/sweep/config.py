@@ -1,0 +1,194 @@
+"""Config of `xlray sweep`: models x language groups x hyperparameters, the trial pipeline, search and resources.
+
+A trial adjusts one model on one language group, fine-tunes on English per condition (base / adjusted / continual)
+over the evaluation seeds, tests zero-shot on the group, and measures alignment per layer on the resulting
+checkpoints. ``adjust`` and ``evaluate`` are templates of the stage configs; the sweep fills in the model, the
+languages, the output folders and the tracking, and the search space overrides single fields by dotted path.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig
+from xlray.world.build import WorldConfig
+
+Condition = Literal["base", "adjusted", "continual"]
+# original and adjusted: before and after the adjustment; <condition>-tuned: a condition's fine-tuned model (seed 0)
+CheckpointName = Literal["original", "adjusted", "base-tuned", "adjusted-tuned", "continual-tuned"]
+
+
+class Dimension(Strict):
+    """One hyperparameter: exactly one of a grid (every value), a choice (sampled) or a range."""
+
+    grid: list[Any] | None = Field(None, min_length=1, description="every value is tried (grid and random search)")
+    choice: list[Any] | None = Field(None, min_length=1, description="one value sampled per trial")
+    uniform: tuple[float, float] | None = None
+    loguniform: tuple[float, float] | None = None
+    randint: tuple[int, int] | None = Field(None, description="integers low <= x < high")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Dimension:
+        given = [name for name in ("grid", "choice", "uniform", "loguniform", "randint") if getattr(self, name)]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of grid, choice, uniform, loguniform, randint (got {given or 'none'})")
+        low_high = self.uniform or self.loguniform or self.randint
+        if low_high and not low_high[0] < low_high[1]:
+            raise ValueError(f"{given[0]}: low must be below high, got {list(low_high)}")
+        if self.loguniform and self.loguniform[0] <= 0:
+            raise ValueError("loguniform: low must be positive")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in ("grid", "choice", "uniform", "loguniform", "randint") if getattr(self, name))
+
+    def probe_values(self) -> list[Any]:
+        """Values that stand for the whole dimension when checking a config: every listed value or both ends."""
+        return list(getattr(self, self.kind))
+
+
+class SearchConfig(Strict):
+    """How trials are chosen: every grid point, random samples, or Optuna's TPE."""
+
+    algorithm: Literal["grid", "random", "optuna"] = "grid"
+    num_samples: int = Field(1, ge=1, description="grid/random: repeats of the grid; optuna: trials in all")
+    metric: str = Field(
+        "zero_shot.continual.targets_mean.accuracy",
+        description="a trial result key: zero_shot.<condition>.<language or targets_mean>.<metric>, or align.*",
+    )
+    mode: Literal["max", "min"] = "max"
+    max_concurrent_trials: int | None = Field(None, ge=1, description="None: as many as the resources allow")
+    seed: int = Field(0, description="seed of random and Optuna sampling")
+
+
+class SchedulerConfig(Strict):
+    """ASHA early stopping on an intermediate result (a trial reports after each pipeline step)."""
+
+    kind: Literal["none", "asha"] = "none"
+    metric: str = Field("align.adjusted.ratio.all", description="result key known after the first steps")
+    mode: Literal["max", "min"] = "min"
+    grace_period: int = Field(1, ge=1, description="pipeline steps every trial runs before it can be stopped")
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class ResourcesConfig(Strict):
+    """What one trial reserves; fractional GPUs let several small trials share a GPU."""
+
+    cpu: float = Field(1.0, ge=0)
+    gpu: float = Field(0.0, ge=0)
+    autoscaling: bool = Field(
+        False,
+        description="the cluster starts nodes on demand (GPU workers from zero): skip the up-front check that a "
+        "node of the running cluster can hold one trial",
+    )
+
+
+class ConceptsStep(Strict):
+    """CALIGN/COLAP per layer on the trial's checkpoints: extract (Ray Data) then cluster, one language pair each.
+
+    ``{lang}`` in the corpus paths becomes each language of the trial's group; the pair is (lang, English).
+    Extraction actors are scheduled by Ray Data outside the trial's reservation; the trial itself clusters.
+    """
+
+    source: str = Field(description="foreign side of the parallel corpus, e.g. data/{lang}-en.{lang}")
+    english: str = Field(description="English side, e.g. data/{lang}-en.en")
+    checkpoints: list[CheckpointName] = Field(default_factory=lambda: ["original"], min_length=1)
+    extract: dict[str, Any] = Field(default_factory=dict, description="overrides of `xlray extract` fields")
+    concepts: dict[str, Any] = Field(default_factory=dict, description="overrides of `xlray concepts` fields")
+
+
+class WorldAssets(Strict):
+    """Build the synthetic world and tiny models here first (if missing): makes the demo sweep self-contained."""
+
+    output: str = "xlray-runs/world"
+    families: list[Literal["bert", "xlm-roberta", "mt5"]] = Field(default_factory=lambda: ["bert"], min_length=1)
+    world: WorldConfig = Field(default_factory=WorldConfig)
+
+
+class SweepConfig(Strict):
+    """`xlray sweep`: one Ray Tune experiment, one MLflow parent run, one nested child run per trial."""
+
+    stage: Literal["sweep"]
+    name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$", description="the sweep's name in Tune and MLflow")
+    output_dir: str = Field(description="trial outputs (checkpoints, results) and the sweep's state")
+    storage_path: str | None = Field(
+        None, description="Tune's experiment state: a shared path or s3://, gs://; default: output_dir/tune"
+    )
+    world: WorldAssets | None = None
+    models: dict[str, ModelConfig] = Field(min_length=1, description="label -> checkpoint")
+    languages: list[str | list[str]] = Field(
+        min_length=1, description="language groups: each trial adjusts on one group, tested on English + the group"
+    )
+    space: dict[str, Dimension] = Field(
+        default_factory=dict, description="dotted field path in adjust.* or evaluate.* -> its values"
+    )
+    adjust: dict[str, Any] | None = Field(
+        None, description="`xlray adjust` fields except stage, model, languages, output_dir, tracking"
+    )
+    evaluate: dict[str, Any] | None = Field(
+        None, description="`xlray evaluate` fields except stage, model, condition, languages, output_dir, tracking"
+    )
+    conditions: list[Condition] = Field(default_factory=lambda: ["base", "adjusted", "continual"])
+    align_checkpoints: list[CheckpointName] | None = Field(
+        None,
+        description="checkpoints whose held-out alignment is measured per layer; None: original, adjusted and "
+        "every condition's fine-tuned model (<condition>-tuned, its first seed)",
+    )
+    concepts: ConceptsStep | None = None
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig(experiment="xlray-sweeps"))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SweepConfig:
+        if not (self.adjust or self.evaluate or self.concepts):
+            raise ValueError("nothing to run: give adjust, evaluate or concepts")
+        if self.scheduler.kind == "asha" and self.search.algorithm == "optuna":
+            raise ValueError(
+                "scheduler.kind: asha cannot drive optuna here: Optuna needs its metric in every intermediate "
+                "result and zero-shot scores exist only at a trial's end; use search.algorithm grid or random"
+            )
+        if self.scheduler.kind == "asha" and self.adjust is None:
+            raise ValueError("scheduler: ASHA stops trials on the adjustment's alignment, so it needs adjust")
+        if len(set(self.conditions)) != len(self.conditions):
+            raise ValueError(f"conditions: listed twice: {self.conditions}")
+        groups = [tuple(group_of(g)) for g in self.languages]
+        if any(not g for g in groups) or len(set(groups)) != len(groups):
+            raise ValueError(f"languages: empty or repeated group in {self.languages}")
+        made = set(self.conditions) if self.evaluate else set()
+        if made & {"adjusted", "continual"} and self.adjust is None:
+            raise ValueError("adjust: the adjusted and continual conditions need an adjustment template")
+        checkpoints = [*(self.align_checkpoints or []), *(self.concepts.checkpoints if self.concepts else [])]
+        for name in checkpoints:
+            if name == "adjusted" and self.adjust is None:
+                raise ValueError("the 'adjusted' checkpoint needs an adjustment template (adjust)")
+            if name.endswith("-tuned") and name.removesuffix("-tuned") not in made:
+                raise ValueError(f"checkpoint {name!r} is the model of a condition that this sweep does not run")
+        if self.align_checkpoints and self.adjust is None:
+            raise ValueError("align_checkpoints: held-out pairs come from the adjustment; set adjust or leave it []")
+        return self
+
+    def alignment_checkpoints(self) -> list[str]:
+        """Checkpoints measured on held-out pairs: as configured, else every one this pipeline makes."""
+        if self.align_checkpoints is not None:
+            return list(self.align_checkpoints)
+        if self.adjust is None:
+            return []
+        tuned = [f"{c}-tuned" for c in self.conditions] if self.evaluate else []
+        return ["original", "adjusted", *tuned]
+
+    def language_groups(self) -> list[list[str]]:
+        return [group_of(g) for g in self.languages]
+
+
+def group_of(entry: str | list[str]) -> list[str]:
+    return [entry] if isinstance(entry, str) else list(entry)
+
+
+def group_label(group: list[str]) -> str:
+    return "+".join(group)

@@ -1,0 +1,213 @@
+"""`xlray report SWEEP`: compare a sweep's trials from what MLflow holds, as tables and plots.
+
+Reads the parent run's children (one per trial), then writes into ``output_dir/report``:
+    trials.csv          one row per trial: model, languages, hyperparameters, status, final results
+    zero_shot.parquet   long table: condition, language, metric, mean, std over seeds, p-values vs earlier conditions
+    layers.parquet      long table of the per-layer curves (align.*, concepts.*): metric, layer, value
+    summary.md          the zero-shot table for reading
+    zero_shot.png       base vs adjusted vs continual per language (mean, std over seeds as error bars)
+    layers.png          per-layer curves per model and language group
+and logs them to the parent run (folder ``report``), so the MLflow UI shows them beside the trials.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from xlray.configs import load_config
+from xlray.errors import XlrayError
+from xlray.outputs import atomic
+from xlray.sweep.config import SweepConfig
+
+PER_LAYER = ("align.", "concepts.")
+
+
+def main(config_path: str | Path) -> int:
+    """CLI entry: report on the sweep a config describes (it must have started: output_dir/sweep.json)."""
+    cfg = load_config(config_path, SweepConfig)
+    state_path = Path(cfg.output_dir) / "sweep.json"
+    if not state_path.is_file():
+        raise XlrayError(f"{config_path}: no sweep has started in {cfg.output_dir} ({state_path} is missing)")
+    state = json.loads(state_path.read_text(encoding="utf-8"))
+    if not state.get("tracking_uri"):
+        raise XlrayError(f"{config_path}: tracking.enabled is false, so MLflow holds nothing to report on")
+    from xlray.tracking import client_for
+
+    client = client_for(state["tracking_uri"])
+    paths = write_report(cfg, Path(cfg.output_dir) / "report", state["tracking_uri"], state["parent_run_id"])
+    for path in paths:
+        client.log_artifact(state["parent_run_id"], str(path), "report")
+    print(f"report: {len(paths)} files in {Path(cfg.output_dir) / 'report'}, logged to run {state['parent_run_id']}")
+    return 0
+
+
+def write_report(cfg: SweepConfig, folder: Path, uri: str | None, parent_run_id: str | None) -> list[Path]:
+    """Write the report files (none if tracking is off) and return their paths."""
+    if uri is None or parent_run_id is None:
+        return []
+    from xlray.tracking import client_for, experiment_id
+
+    client = client_for(uri)
+    runs = client.search_runs(
+        [experiment_id(client, cfg.tracking.experiment)],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`xlray.role` = 'trial'",
+        max_results=10_000,
+    )
+    if not runs:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    trials = trial_table(runs)
+    zero_shot = zero_shot_table(runs)
+    layers = layer_table(client, runs)
+    paths = [
+        atomic(folder / "trials.csv", lambda p: trials.write_csv(p)),
+        atomic(folder / "zero_shot.parquet", lambda p: zero_shot.write_parquet(p)),
+        atomic(folder / "layers.parquet", lambda p: layers.write_parquet(p)),
+        atomic(folder / "summary.md", lambda p: p.write_text(markdown(cfg, trials, zero_shot), encoding="utf-8")),
+    ]
+    if zero_shot.height:
+        paths.append(atomic(folder / "zero_shot.png", lambda p: plot_zero_shot(zero_shot, p)))
+    if layers.height:
+        paths.append(atomic(folder / "layers.png", lambda p: plot_layers(layers, p)))
+    return paths
+
+
+def identity(run: Any) -> dict[str, Any]:
+    """What a trial is: its model, languages and hyperparameters (a readable ``setting`` joins the latter)."""
+    tags, params = run.data.tags, run.data.params
+    hps = {k: v for k, v in sorted(params.items()) if k.startswith("hp.")}
+    setting = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in hps.items()) or "default"
+    return {"trial_id": tags.get("xlray.trial_id"), "model": tags.get("xlray.model"),
+            "languages": tags.get("xlray.languages"), "setting": setting, **hps}  # fmt: skip
+
+
+def trial_table(runs: list[Any]) -> pl.DataFrame:
+    rows = []
+    for run in runs:
+        finals = {k: v for k, v in run.data.metrics.items() if k.startswith("zero_shot.") and ".seed" not in k}
+        rows.append({**identity(run), "status": run.info.status, "run_id": run.info.run_id, **finals})
+    return pl.DataFrame(rows, infer_schema_length=None).sort("model", "languages", "setting")
+
+
+def zero_shot_table(runs: list[Any]) -> pl.DataFrame:
+    """``zero_shot.<condition>.<language>.<metric>[_std]`` and ``...<metric>.vs_<other>.p_value`` as rows."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for run in runs:
+        ident = identity(run)
+        for name, value in run.data.metrics.items():
+            parts = name.split(".")
+            if parts[0] != "zero_shot" or len(parts) < 4 or parts[3].startswith("seed") or ".n." in name:
+                continue
+            cond, lang, metric = parts[1], parts[2], parts[3]
+            if metric == "seeds" or (len(parts) > 4 and parts[-1] != "p_value"):
+                continue
+            base = metric.removesuffix("_std")
+            row = rows.setdefault((ident["trial_id"], cond, lang, base), {
+                "trial_id": ident["trial_id"], "model": ident["model"], "languages": ident["languages"],
+                "setting": ident["setting"], "condition": cond, "language": lang, "metric": base,
+                "mean": None, "std": None, "p_vs_base": None, "p_vs_adjusted": None,
+            })  # fmt: skip
+            if len(parts) > 4:
+                row[f"p_{parts[4]}"] = value
+            else:
+                row["std" if metric.endswith("_std") else "mean"] = value
+    frame = pl.DataFrame(list(rows.values()), infer_schema_length=None)
+    return frame.sort("model", "languages", "setting", "language", "condition") if frame.height else frame
+
+
+def layer_table(client: Any, runs: list[Any]) -> pl.DataFrame:
+    """Every per-layer metric's history (step = layer) of every trial."""
+    rows = []
+    for run in runs:
+        ident = identity(run)
+        for name in run.data.metrics:
+            if name.startswith(PER_LAYER):
+                for m in client.get_metric_history(run.info.run_id, name):
+                    rows.append({**{k: ident[k] for k in ("trial_id", "model", "languages", "setting")},
+                                 "metric": name, "layer": m.step, "value": m.value})  # fmt: skip
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
+def markdown(cfg: SweepConfig, trials: pl.DataFrame, zero_shot: pl.DataFrame) -> str:
+    lines = [f"# Sweep {cfg.name}: {trials.height} trials", ""]
+    if zero_shot.height:
+        lines += ["| model | languages | setting | language | metric | " + " | ".join(cfg.conditions) + " |",
+                  "|---" * (5 + len(cfg.conditions)) + "|"]  # fmt: skip
+        for key, group in zero_shot.group_by(
+            ["model", "languages", "setting", "language", "metric"], maintain_order=True
+        ):
+            cells = []
+            for cond in cfg.conditions:
+                row = group.filter(pl.col("condition") == cond)
+                cells.append(cell(row.row(0, named=True)) if row.height else "")
+            lines.append("| " + " | ".join(str(k) for k in key) + " | " + " | ".join(cells) + " |")
+        lines += ["", "mean ± std over seeds; p: paired test against base (b) and adjusted (a)."]
+    return "\n".join(lines) + "\n"
+
+
+def cell(row: dict[str, Any]) -> str:
+    text = f"{row['mean']:.3f}" if row["mean"] is not None else "–"
+    if row["std"] is not None:
+        text += f" ± {row['std']:.3f}"
+    tests = [f"{short} p={row[f'p_vs_{name}']:.3g}" for name, short in (("base", "b"), ("adjusted", "a"))
+             if row.get(f"p_vs_{name}") is not None]  # fmt: skip
+    return text + (f" ({', '.join(tests)})" if tests else "")
+
+
+def plot_zero_shot(frame: pl.DataFrame, path: Path) -> None:
+    """Grouped bars per (model, languages, setting) and language: one bar per condition, std as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = frame.filter(pl.col("language") != "targets_mean")
+    groups = data.select("model", "languages", "setting", "language", "metric").unique(maintain_order=True).rows()
+    conditions = data["condition"].unique(maintain_order=True).to_list()
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) * len(conditions)), 4))
+    width = 0.8 / max(1, len(conditions))
+    keys = ("model", "languages", "setting", "language", "metric")
+    for j, cond in enumerate(conditions):
+        means, stds = [], []
+        for group in groups:
+            match = [pl.col(k) == v for k, v in zip(keys, group, strict=True)]
+            row = data.filter(*match, pl.col("condition") == cond)
+            means.append(row["mean"][0] if row.height and row["mean"][0] is not None else 0.0)
+            stds.append(row["std"][0] if row.height and row["std"][0] is not None else 0.0)
+        ax.bar([i + j * width for i in range(len(groups))], means, width, yerr=stds, label=cond, capsize=2)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))])
+    ax.set_xticklabels([f"{g[0]} {g[3]}\n{g[2]}\n{g[4]}" for g in groups], fontsize=7)
+    ax.set_ylabel("zero-shot score (mean over seeds)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)
+
+
+def plot_layers(frame: pl.DataFrame, path: Path) -> None:
+    """One panel per model and language group: aligned/unaligned ratio (and concept scores) against the layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = frame.filter(pl.col("metric").str.contains(r"^align\..*\.ratio\.all$|\.calign|\.colap"))
+    panels = shown.select("model", "languages").unique(maintain_order=True).rows()
+    if not panels:
+        shown, panels = frame, frame.select("model", "languages").unique(maintain_order=True).rows()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (model, langs) in zip(axes[0], panels, strict=True):
+        part = shown.filter((pl.col("model") == model) & (pl.col("languages") == langs))
+        for (metric, setting), curve in part.group_by(["metric", "setting"], maintain_order=True):
+            curve = curve.sort("layer")
+            ax.plot(curve["layer"], curve["value"], marker="o", label=f"{metric} [{setting}]")
+        ax.set_title(f"{model}, {langs}")
+        ax.set_xlabel("layer")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=110)
+    plt.close(fig)

@@ -1,0 +1,207 @@
+"""`xlray sweep CONFIG [--resume]`: a Ray Tune experiment over models x languages x hyperparameters, as a recipe.
+
+load config -> check everything before any trial (space, metrics, tracking server, resources) -> synthetic world
+(if asked) -> MLflow parent run -> Tuner (or Tuner.restore with --resume) -> failed trials reported ->
+report (table and plots, logged to the parent run) -> manifest (last).
+
+Output folder:
+    sweep.json          the started sweep: config, parent run id, tracking URI, Tune experiment path
+    tune/<name>/        Tune's experiment state (unless storage_path says elsewhere)
+    trials/<trial id>/  each trial's stage outputs, events.jsonl and result.json (see xlray.sweep.trial)
+    report/             comparison table and plots (see xlray.sweep.report)
+    manifest.json       written last: the sweep is complete iff it exists
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from xlray.configs import load_config
+from xlray.errors import XlrayError
+from xlray.outputs import finished_manifest, write_json
+from xlray.sweep.config import SweepConfig
+from xlray.sweep.metrics import check_metrics
+from xlray.sweep.space import check_space, param_space
+from xlray.sweep.trial import TrialSetup, run_trial
+from xlray.tracking import client_for, flatten, open_run, tracking_uri
+
+STATE = "sweep.json"
+MANIFEST = "manifest.json"
+
+
+def main(config_path: str | Path, resume: bool = False) -> int:
+    """CLI entry: run (or with ``resume``, finish) the sweep described by a YAML config."""
+    run_sweep(load_config(config_path, SweepConfig), resume)
+    return 0
+
+
+def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
+    """Run the sweep; returns its manifest. Raises XlrayError before any trial starts if the input is bad."""
+    from xlray.runtime import start_ray
+
+    out = Path(cfg.output_dir).resolve()
+    done = finished_manifest(out / MANIFEST, comparable(cfg), "sweep")
+    if done is not None:
+        print(f"[sweep] {out} is already complete ({MANIFEST}); nothing to do")
+        return done
+    state = started_state(cfg, out, resume)
+
+    # 1. Everything that can be checked before a trial starts.
+    check_space(cfg)
+    check_metrics(cfg)
+    uri = tracking_uri(cfg.tracking, out) if cfg.tracking.enabled else None
+    if uri:
+        client_for(uri)  # fails now, naming the URI, if the tracking server cannot be reached
+    if cfg.world is not None:
+        from xlray.world.assets import write_assets
+
+        write_assets(cfg.world.output, families=cfg.world.families, world=cfg.world.world)
+    start_ray(cfg.ray)
+    check_resources(cfg)
+
+    # 2. The parent run (reopened on resume), then the Tune experiment.
+    tracking = cfg.tracking.model_copy(update={"uri": uri})
+    tags = {"xlray.sweep": cfg.name, "xlray.role": "sweep"}
+    parent_id = state["parent_run_id"] if state else None
+    with open_run(tracking, f"sweep-{cfg.name}", out, tags=tags, run_id=parent_id) as parent:
+        if parent_id is None:
+            parent.log_params(flatten(cfg.model_dump(mode="json")))
+        storage = cfg.storage_path or str(out / "tune")
+        state = {"config": comparable(cfg), "parent_run_id": parent.run_id, "tracking_uri": uri,
+                 "experiment": f"{storage.rstrip('/')}/{cfg.name}"}  # fmt: skip
+        write_json(out / STATE, state)
+        setup = TrialSetup(cfg.model_dump_json(), str(out), uri, parent.run_id)
+        results = fit(cfg, setup, storage, state["experiment"], resume)
+        trials = trial_results(cfg, results)
+        from xlray.sweep.report import write_report
+
+        report = write_report(cfg, out / "report", uri, parent.run_id)
+        for path in report:
+            parent.log_artifact(path, "report")
+        best = best_trial(cfg, trials)
+        if best:
+            parent.log_metrics({f"best.{cfg.search.metric}": best["result"][cfg.search.metric]})
+            parent.set_tags({"xlray.best_trial": best["trial_id"]})
+        manifest = {"config": comparable(cfg), "trials": trials, "best": best, "parent_run_id": parent.run_id,
+                    "report": [str(p.relative_to(out)) for p in report]}  # fmt: skip
+        write_json(out / MANIFEST, manifest)
+    print(summary(cfg, trials, best, out, uri))
+    return manifest
+
+
+def comparable(cfg: SweepConfig) -> dict[str, Any]:
+    """The config fields that decide the results (tracking and Ray placement do not)."""
+    return cfg.model_dump(mode="json", exclude={"tracking", "ray"})
+
+
+def started_state(cfg: SweepConfig, out: Path, resume: bool) -> dict[str, Any] | None:
+    """The saved state of a started sweep: required with --resume, refused without it."""
+    path = out / STATE
+    state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    if state is None and resume:
+        raise XlrayError(f"--resume: {out} holds no started sweep ({STATE} is missing); run it without --resume")
+    if state is not None and not resume:
+        raise XlrayError(f"{out}: holds an unfinished sweep; add --resume to finish it, or choose another output_dir")
+    if state is not None and state["config"] != comparable(cfg):
+        raise XlrayError(f"--resume: the config differs from the one {out} was started with; resume that one")
+    return state
+
+
+def check_resources(cfg: SweepConfig) -> None:
+    """A trial's CPUs and GPUs must fit on one node of the running cluster (unless it autoscales)."""
+    import ray
+
+    need = {"CPU": cfg.resources.cpu, "GPU": cfg.resources.gpu}
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if cfg.resources.autoscaling or any(all(n.get(k, 0) >= v for k, v in need.items()) for n in nodes):
+        return
+    have = ", ".join(f"{n.get('CPU', 0):g} CPU + {n.get('GPU', 0):g} GPU" for n in nodes) or "no nodes"
+    raise XlrayError(
+        f"resources: a trial asks for {need['CPU']:g} CPU + {need['GPU']:g} GPU, but no node offers that "
+        f"(nodes: {have}); lower resources.cpu/gpu, or set resources.autoscaling: true on a cluster that starts "
+        "such nodes on demand"
+    )
+
+
+def fit(cfg: SweepConfig, setup: TrialSetup, storage: str, experiment: str, resume: bool) -> Any:
+    """Run the Tune experiment, or restore and finish it (errored and unfinished trials run again)."""
+    from ray import tune
+
+    from xlray.sweep.tune_parts import TrialRunStatus, scheduler, search_algorithm
+
+    trainable = tune.with_resources(
+        tune.with_parameters(run_trial, setup=setup), {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
+    )
+    space = param_space(cfg)
+    if resume and tune.Tuner.can_restore(experiment):
+        print(f"[sweep] resuming {experiment}")
+        tuner = tune.Tuner.restore(
+            experiment, trainable, resume_unfinished=True, restart_errored=True, param_space=space
+        )
+        return tuner.fit()
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # keep Tune's saved state close to what ran
+    tuner = tune.Tuner(
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            num_samples=cfg.search.num_samples,
+            search_alg=search_algorithm(cfg),
+            scheduler=scheduler(cfg),
+            max_concurrent_trials=cfg.search.max_concurrent_trials,
+        ),
+        run_config=tune.RunConfig(
+            name=cfg.name,
+            storage_path=storage,
+            callbacks=[TrialRunStatus(setup.tracking_uri, cfg.tracking.experiment, setup.parent_run_id)],
+            failure_config=tune.FailureConfig(max_failures=0),
+            verbose=1,
+        ),
+    )
+    return tuner.fit()
+
+
+def trial_results(cfg: SweepConfig, results: Any) -> dict[str, dict[str, Any]]:
+    """``{trial id: {"config", "result"}}``; failed trials are one error naming them and how to retry."""
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        lines = [f"  {r.metrics.get('trial_id', Path(r.path).name)}: {first_line(r.error)}" for r in failed]
+        raise XlrayError(
+            f"{len(failed)} of {len(results)} trials failed (logs under {results.experiment_path}):\n"
+            + "\n".join(lines)
+            + "\nfix the cause, then: xlray sweep <config> --resume (finished trials are kept)"
+        )
+    return {
+        r.metrics["trial_id"]: {"config": r.config, "result": {k: v for k, v in r.metrics.items() if "." in k}}
+        for r in results
+    }
+
+
+def first_line(error: BaseException) -> str:
+    from xlray.extract.run import user_error
+
+    err = user_error(error)
+    text = str(err if err is not None else error).strip().splitlines()
+    return (text[-1] if text else type(error).__name__)[:300]
+
+
+def best_trial(cfg: SweepConfig, trials: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    scored = [(t["result"][cfg.search.metric], tid) for tid, t in trials.items() if cfg.search.metric in t["result"]]
+    if not scored:
+        return None
+    value, tid = (max if cfg.search.mode == "max" else min)(scored)
+    return {"trial_id": tid, **trials[tid]}
+
+
+def summary(cfg: SweepConfig, trials: dict, best: dict | None, out: Path, uri: str | None) -> str:
+    lines = [f"[sweep] {cfg.name}: {len(trials)} trials finished; outputs in {out}"]
+    if best:
+        lines.append(f"[sweep] best {cfg.search.metric} = {best['result'][cfg.search.metric]:.4f}: {best['config']}")
+    else:
+        lines.append(f"[sweep] no trial reported {cfg.search.metric}")
+    lines.append(f"[sweep] report: {out / 'report'}")
+    if uri:
+        lines.append(f"[sweep] MLflow: parent run sweep-{cfg.name} in experiment {cfg.tracking.experiment} at {uri}")
+    return "\n".join(lines)

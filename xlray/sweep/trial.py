@@ -1,0 +1,172 @@
+"""One sweep trial as a Ray Tune function, written out as a recipe.
+
+adjust -> per condition: fine-tune on English and test zero-shot (base / adjusted / continual) -> alignment per
+layer of the resulting checkpoints -> optional concepts (CALIGN/COLAP) -> result.json (last) -> final report.
+
+Everything a trial logs goes into one MLflow run, a child of the sweep's parent run, found again by its trial id
+when a resumed sweep restarts the trial. Stage outputs live in ``output_dir/trials/<trial id>`` and are reused
+when a restarted trial runs again, so a resumed sweep redoes only unfinished work.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xlray.configs import ModelConfig, TrackingConfig
+from xlray.outputs import write_json
+from xlray.sweep import alignment
+from xlray.sweep.config import SweepConfig
+from xlray.sweep.space import SWEPT, stage_configs, trial_label
+from xlray.tracking import NullSink, PrefixedSink, Sink, client_for, experiment_id, open_run
+
+RESULT = "result.json"
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every trial needs from the driver (plain strings, so Tune can store it with the experiment)."""
+
+    sweep_json: str
+    output_dir: str
+    tracking_uri: str | None  # None: tracking off
+    parent_run_id: str | None
+
+
+def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
+    """The Tune trainable: run (or finish) this trial's pipeline and report its results."""
+    from ray import tune
+
+    cfg = SweepConfig.model_validate_json(setup.sweep_json)
+    trial_id = tune.get_context().get_trial_id()
+    folder = Path(setup.output_dir) / "trials" / trial_id
+    trial = {k: config[k] for k in sorted(config)}
+    done = read_json(folder / RESULT)
+    if done is not None and done["trial"] == trial:
+        log_event(folder, "reused")  # finished before the driver died, not yet recorded by Tune
+        tune.report(done["result"])
+        return
+    log_event(folder, "started")
+    started = time.perf_counter()
+    configs = stage_configs(cfg, trial, folder, TrackingConfig(enabled=False))
+    steps = pipeline(cfg, trial, configs, folder)
+    result: dict[str, Any] = {}
+    with trial_run(cfg, setup, trial_id, trial) as sink:
+        for k, step in enumerate(steps, 1):
+            result.update(step(sink))
+            if k == len(steps):
+                result["trial_seconds"] = time.perf_counter() - started
+                write_json(folder / RESULT, {"trial": trial, "result": clean(result)})
+                log_event(folder, "finished")
+            if k == len(steps) or cfg.scheduler.kind != "none":  # intermediate results only feed a scheduler
+                tune.report(clean(result))
+
+
+def pipeline(cfg: SweepConfig, trial: dict[str, Any], configs: dict[str, Any], folder: Path) -> list:
+    """The trial's steps in order; each logs into the trial's sink and returns Tune result keys."""
+    adjust = configs["adjust"]
+    measured = cfg.alignment_checkpoints()
+    steps = []
+    if adjust is not None:
+        steps.append(lambda sink: adjust_step(adjust, measured, sink))
+    for ev in configs["evaluate"]:
+        measure = f"{ev.condition}-tuned" in measured
+        steps.append(lambda sink, ev=ev, measure=measure: evaluate_step(ev, adjust, measure, folder, sink))
+    if cfg.concepts is not None:
+        steps.append(lambda sink: concepts_step(cfg, trial, configs, folder, sink))
+    return steps
+
+
+def adjust_step(adjust: Any, measured: list[str], sink: Sink) -> dict[str, Any]:
+    from xlray.adjust.run import run_adjust
+
+    run_adjust(adjust, into=PrefixedSink(sink, "adjust."))
+    out: dict[str, Any] = {}
+    for name, stats in alignment.adjust_stats(adjust).items():
+        if name in measured:
+            stats = alignment.with_ratio(stats)
+            alignment.log_layers(sink, name, stats)
+            out.update(alignment.at_layer(name, stats, adjust.loss.layer))
+    return out
+
+
+def evaluate_step(ev: Any, adjust: Any, measure: bool, folder: Path, sink: Sink) -> dict[str, Any]:
+    """One condition: fine-tune and test zero-shot over the seeds; then the alignment of its first seed's model."""
+    from xlray.tasks.run import run_evaluation
+
+    prefix = f"zero_shot.{ev.condition}"
+    summary = run_evaluation(ev, into=PrefixedSink(sink, f"{prefix}."))
+    manifest = read_json(Path(ev.output_dir) / "manifest.json") or {}
+    out = {f"{prefix}.{lang}.{k}": v for lang, row in summary.items() for k, v in row.items()}
+    out.update({f"{prefix}.targets_mean.{k}": v for k, v in manifest.get("targets_mean", {}).items()})
+    if measure:
+        checkpoint = Path(ev.output_dir) / f"seed-{ev.seeds[0]}" / "checkpoint"
+        name = f"{ev.condition}-tuned"
+        stats = alignment.with_ratio(alignment.checkpoint_stats(checkpoint, adjust, folder / "align" / f"{name}.json"))
+        alignment.log_layers(sink, name, stats)
+        out.update(alignment.at_layer(name, stats, adjust.loss.layer))
+    return out
+
+
+def concepts_step(cfg: SweepConfig, configs: dict[str, Any], folder: Path, sink: Sink) -> dict[str, Any]:
+    """CALIGN/COLAP per layer for each checkpoint and language of the group: extract, then cluster."""
+    from xlray.sweep.concepts import run_concepts_step
+
+    return run_concepts_step(cfg, configs, folder, sink)
+
+
+@contextmanager
+def trial_run(cfg: SweepConfig, setup: TrialSetup, trial_id: str, trial: dict[str, Any]) -> Iterator[Sink]:
+    """The trial's MLflow run: the one tagged with this trial id under the parent, else a new one."""
+    if setup.tracking_uri is None:
+        yield NullSink()
+        return
+    tracking = cfg.tracking.model_copy(update={"uri": setup.tracking_uri})
+    run_id = find_trial_run(setup, cfg.tracking.experiment, trial_id)
+    tags = {
+        "xlray.sweep": cfg.name,
+        "xlray.role": "trial",
+        "xlray.trial_id": trial_id,
+        "xlray.model": trial["model"],
+        "xlray.languages": trial["languages"],
+    }
+    with open_run(tracking, trial_label(trial), tags=tags, parent_run_id=setup.parent_run_id, run_id=run_id) as sink:
+        hparams = {f"hp.{k}": v for k, v in trial.items() if k not in SWEPT}
+        model: ModelConfig = cfg.models[trial["model"]]
+        sink.log_params({"model": trial["model"], "languages": trial["languages"], **hparams,
+                         "model_config": model.model_dump(mode="json")})  # fmt: skip
+        yield sink
+
+
+def find_trial_run(setup: TrialSetup, experiment: str, trial_id: str) -> str | None:
+    runs = trial_runs(client_for(setup.tracking_uri), experiment, setup.parent_run_id, trial_id)
+    return runs[0].info.run_id if runs else None
+
+
+def trial_runs(client: Any, experiment: str, parent_run_id: str | None, trial_id: str) -> list[Any]:
+    """The MLflow runs of one trial of one sweep (one, once the sweep is done)."""
+    trial = f"tags.`xlray.trial_id` = '{trial_id}'"
+    return client.search_runs(
+        [experiment_id(client, experiment)], filter_string=f"{trial} and tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    )
+
+
+def log_event(folder: Path, event: str) -> None:
+    """Append to the trial's history (started / finished / reused), which shows what a resume redid."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "events.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps({"event": event, "time": time.time()}) + "\n")
+
+
+def clean(result: dict[str, Any]) -> dict[str, float]:
+    """Numbers only, NaN and None dropped (Tune and MLflow both want plain finite numbers)."""
+    return {k: float(v) for k, v in result.items() if isinstance(v, int | float) and v == v}
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

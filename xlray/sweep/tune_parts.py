@@ -1,0 +1,76 @@
+"""The Ray Tune pieces a sweep config chooses: search algorithm, scheduler, and the MLflow status callback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import tune
+
+from xlray.sweep.config import SweepConfig
+
+
+def search_algorithm(cfg: SweepConfig) -> Any:
+    """grid and random: Tune's variant generator (seeded); optuna: TPE over the whole space, seeded."""
+    search = cfg.search
+    if search.algorithm == "optuna":
+        from optuna.samplers import TPESampler
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(metric=search.metric, mode=search.mode, sampler=TPESampler(seed=search.seed))
+    from ray.tune.search import BasicVariantGenerator
+
+    return BasicVariantGenerator(random_state=search.seed)
+
+
+def scheduler(cfg: SweepConfig) -> Any:
+    """ASHA on an intermediate result (one per pipeline step), or FIFO."""
+    s = cfg.scheduler
+    if s.kind == "none":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(
+        metric=s.metric,
+        mode=s.mode,
+        time_attr="training_iteration",
+        max_t=pipeline_steps(cfg),
+        grace_period=min(s.grace_period, pipeline_steps(cfg)),
+        reduction_factor=s.reduction_factor,
+    )
+
+
+def pipeline_steps(cfg: SweepConfig) -> int:
+    """Results a trial reports: one per step (adjust, each condition, concepts)."""
+    if cfg.evaluate is None:
+        evaluate = 0
+    else:
+        evaluate = len(cfg.conditions) if cfg.adjust is not None else 1
+    return int(cfg.adjust is not None) + evaluate + int(cfg.concepts is not None)
+
+
+class TrialRunStatus(tune.Callback):
+    """Ends a trial's MLflow run when Tune ends the trial: a trial stopped early by the scheduler never returns
+    to close its own run, and an errored one is marked FAILED until a resume finishes it."""
+
+    def __init__(self, uri: str | None, experiment: str, parent_run_id: str | None):
+        self.uri, self.experiment, self.parent_run_id = uri, experiment, parent_run_id
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.close(trial.trial_id, "FINISHED")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.close(trial.trial_id, "FAILED")
+
+    def close(self, trial_id: str, status: str) -> None:
+        if self.uri is None:
+            return
+        from mlflow.tracking import MlflowClient
+
+        from xlray.sweep.trial import trial_runs
+
+        client = MlflowClient(tracking_uri=self.uri)
+        for run in trial_runs(client, self.experiment, self.parent_run_id, trial_id):
+            if run.info.status == "RUNNING":
+                if status == "FINISHED":
+                    client.set_tag(run.info.run_id, "xlray.stopped_early", "true")
+                client.set_terminated(run.info.run_id, status=status)
