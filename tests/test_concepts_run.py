@@ -122,6 +122,31 @@ def test_outputs_browser_and_assignments(finished):
 
 
 @pytest.mark.integration
+def test_distance_histograms_written_and_logged(finished):
+    cfg, manifest = finished
+    hist = pl.read_parquet(f"{cfg.output_dir}/distances.parquet")
+    assert hist.columns == [
+        "layer", "distance", "bin_left", "bin_right", "count", "related_mean", "unrelated_mean", "pairs",
+    ]  # fmt: skip
+    # One cosine and one l2 histogram per analysed layer.
+    kinds = sorted(hist.select("layer", "distance").unique().rows())
+    assert kinds == [(layer, d) for layer in manifest["layers"] for d in ("cosine", "l2")]
+    for (layer, distance), bins in hist.group_by("layer", "distance"):
+        res = manifest["results"][str(layer)]
+        assert bins.height == cfg.distances.bins
+        # Every compared pair (one with an unrelated partner) falls in exactly one bin of contiguous edges.
+        assert bins["count"].sum() == res["dist_pairs"] == bins["pairs"][0]
+        bins = bins.sort("bin_left")
+        assert bins["bin_right"][:-1].to_list() == bins["bin_left"][1:].to_list()
+        assert bins["related_mean"][0] == pytest.approx(res[f"dist_{distance}_related"])
+        assert bins["unrelated_mean"][0] == pytest.approx(res[f"dist_{distance}_unrelated"])
+    assert open(f"{cfg.output_dir}/distances.png", "rb").read(4) == b"\x89PNG"
+    client, run = mlflow_run(cfg, manifest["mlflow_run_id"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"distances.parquet", "distances.png"} <= artifacts
+
+
+@pytest.mark.integration
 def test_rerun_with_finished_manifest_skips(finished, capsys):
     cfg, manifest = finished
     assert run_concepts(cfg) == manifest
@@ -170,6 +195,9 @@ def test_dictionary_without_overlap_logs_calign_missing(activations, tmp_path):
     assert client.get_metric_history(run.info.run_id, "calign.xc_en") == []
     assert "no source cluster word" in run.data.tags["missing.calign.xc_en.layer_2"]
     assert "missing.distances.layer_2" in run.data.tags
+    hist = pl.read_parquet(tmp_path / "concepts" / "distances.parquet")
+    assert hist.height == 0 and "count" in hist.columns
+    assert (tmp_path / "concepts" / "distances.png").is_file()
     assert run.data.metrics["colap"] == pytest.approx(res["colap"])
 
 

@@ -2,13 +2,18 @@
 
 load config -> activations (layers, languages checked) -> dictionary (file, or eflomal on the parallel files) ->
 per layer: cluster each language (CALIGN both ways), cluster both jointly (COLAP), related vs unrelated distances
--> assignments, browser, curves, results, manifest (last) -> one MLflow run, metrics with step = layer.
+-> assignments, browser, curves, distance histograms, results, manifest (last) -> one MLflow run, metrics with
+step = layer.
 
 Output folder:
     dictionary.parquet           the dictionary built with eflomal (only when built here)
     assignments.parquet          layer, view (source / target / joint), language, sentence_id, word, cluster
     browser.html, browser.json   each cluster's size and top words per language
     curves.png                   metrics against the layer index
+    distances.parquet            layer, distance (cosine / l2), bin_left, bin_right, count: histograms of the paired
+                                 difference d(unrelated) - d(related), plus related_mean, unrelated_mean, pairs
+    distances.png                the cosine-difference histogram, one panel per layer (layers without distances
+                                 are left out)
     results.json                 per-layer metrics (None where missing) and the reasons
     manifest.json                written last: the run is complete iff it exists
 """
@@ -27,17 +32,36 @@ from xlray.align.dictionary import build_dictionary, read_dictionary, top_transl
 from xlray.concepts.browser import browser_data, browser_html
 from xlray.concepts.cluster import Clustering, cluster
 from xlray.concepts.config import ConceptsConfig, DictionaryFile
-from xlray.concepts.distances import layer_distances, sample_unrelated
+from xlray.concepts.distances import LayerDistances, layer_distances, sample_unrelated
 from xlray.concepts.metrics import calign, colap, word_clusters
-from xlray.concepts.plots import plot_curves
+from xlray.concepts.plots import plot_curves, plot_histograms
 from xlray.concepts.points import prepare_points
 from xlray.configs import load_config
 from xlray.errors import XlrayError
 from xlray.extract.reader import Activations, open_activations
-from xlray.outputs import atomic, finished_manifest
+from xlray.outputs import atomic, finished_manifest, write_parquet
 from xlray.tracking import Sink, open_run
 
 MANIFEST = "manifest.json"
+ARTIFACTS = (
+    "assignments.parquet",
+    "browser.html",
+    "browser.json",
+    "curves.png",
+    "distances.parquet",
+    "distances.png",
+    "results.json",
+)
+HISTOGRAM_SCHEMA = {
+    "layer": pl.Int64,
+    "distance": pl.String,
+    "bin_left": pl.Float64,
+    "bin_right": pl.Float64,
+    "count": pl.Int64,
+    "related_mean": pl.Float64,
+    "unrelated_mean": pl.Float64,
+    "pairs": pl.Int64,
+}
 
 
 def main(config_path: str | Path) -> int:
@@ -74,12 +98,15 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
     results: dict[int, dict[str, float | None]] = {}
     missing: dict[int, dict[str, str]] = {}
     frames: list[pl.DataFrame] = []
+    histograms: list[pl.DataFrame] = []
     with open_run(cfg.tracking, name, out, tags=tags, into=into) as sink:
         sink.log_params({"config": cfg.model_dump(mode="json"), "dictionary_pairs": dictionary.height})
         for layer in layers:
-            metrics, reasons, assignments = analyse_layer(acts, layer, cfg, forward_top, reverse_top, known)
+            metrics, reasons, assignments, dist = analyse_layer(acts, layer, cfg, forward_top, reverse_top, known)
             results[layer], missing[layer] = metrics, reasons
             frames.append(assignments)
+            if dist is not None:
+                histograms.append(histogram_frame(layer, dist))
             sink.log_metrics(metrics, step=layer)
             for metric, reason in reasons.items():
                 sink.log_missing(f"{metric}.layer_{layer}", reason)
@@ -96,12 +123,17 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
         curves = [f"calign.{src}_{tgt}", f"calign.{tgt}_{src}", "colap", "noise_fraction.joint",
                   "dist_cosine_diff_mean"]  # fmt: skip
         atomic(out / "curves.png", lambda p: plot_curves(results, curves, p, title))
+        hist = pl.concat(histograms) if histograms else pl.DataFrame(schema=HISTOGRAM_SCHEMA)
+        write_parquet(hist, out / "distances.parquet")
+        cosine = hist.filter(pl.col("distance") == "cosine")
+        diff = "cosine d(unrelated) - d(related)"
+        atomic(out / "distances.png", lambda p: plot_histograms(cosine, p, title, diff))
         summary = {
             "results": {str(k): v for k, v in results.items()},
             "missing": {str(k): v for k, v in missing.items()},
         }
         atomic(out / "results.json", lambda p: p.write_text(json.dumps(summary, indent=1)))
-        for artifact in ("assignments.parquet", "browser.html", "browser.json", "curves.png", "results.json"):
+        for artifact in ARTIFACTS:
             sink.log_artifact(out / artifact)
         manifest = {
             "stage": "concepts",
@@ -169,8 +201,8 @@ def analyse_layer(
     forward: dict[str, list[str]],
     reverse: dict[str, list[str]],
     known: set[tuple[str, str]],
-) -> tuple[dict[str, float | None], dict[str, str], pl.DataFrame]:
-    """One layer's metrics (None where missing), the reasons for missing ones, and the cluster assignments."""
+) -> tuple[dict[str, float | None], dict[str, str], pl.DataFrame, LayerDistances | None]:
+    """One layer's metrics (None where missing), the reasons for missing ones, the cluster assignments, distances."""
     src, tgt = cfg.source, cfg.target
     x_src, meta_src = acts.matrix(layer, src, cfg.site)
     x_tgt, meta_tgt = acts.matrix(layer, tgt, cfg.site)
@@ -203,10 +235,11 @@ def analyse_layer(
         if result.value is None:
             reasons[result.name] = result.reason or "not computable"
     dist, reason = related_distances(x_src, meta_src, x_tgt, meta_tgt, forward, known, cfg)
-    metrics |= dist
+    if dist is not None:
+        metrics |= dist.metrics()
     if reason:
         reasons["distances"] = reason
-    return metrics, reasons, pl.concat(frames)
+    return metrics, reasons, pl.concat(frames), dist
 
 
 def cluster_layer(x: np.ndarray, cfg: ConceptsConfig, name: str) -> Clustering:
@@ -221,6 +254,26 @@ def assignment_frame(meta: pl.DataFrame, labels: np.ndarray, layer: int, view: s
     )
 
 
+def histogram_frame(layer: int, dist: LayerDistances) -> pl.DataFrame:
+    """One row per bin of the layer's paired-difference histograms (cosine and l2), in HISTOGRAM_SCHEMA."""
+    frames = []
+    for name, hist, related, unrelated in (
+        ("cosine", dist.cosine_hist, dist.cosine_related, dist.cosine_unrelated),
+        ("l2", dist.l2_hist, dist.l2_related, dist.l2_unrelated),
+    ):
+        bins = pl.DataFrame({"bin_left": hist.edges[:-1], "bin_right": hist.edges[1:], "count": hist.counts})
+        frames.append(
+            bins.with_columns(
+                layer=pl.lit(layer),
+                distance=pl.lit(name),
+                related_mean=pl.lit(related),
+                unrelated_mean=pl.lit(unrelated),
+                pairs=pl.lit(dist.cosine_diff.size),
+            )
+        )
+    return pl.concat(frames).select(pl.col(k).cast(v) for k, v in HISTOGRAM_SCHEMA.items())
+
+
 def related_distances(
     x_src: np.ndarray,
     meta_src: pl.DataFrame,
@@ -229,23 +282,23 @@ def related_distances(
     translations: dict[str, list[str]],
     known: set[tuple[str, str]],
     cfg: ConceptsConfig,
-) -> tuple[dict[str, float], str | None]:
+) -> tuple[LayerDistances | None, str | None]:
     """Distances of dictionary translation pairs (mean vector per word type) vs sampled unrelated pairs."""
     src_words, src_mean = mean_by_word(x_src, meta_src["word"].to_list())
     tgt_words, tgt_mean = mean_by_word(x_tgt, meta_tgt["word"].to_list())
     src_index, tgt_index = {w: i for i, w in enumerate(src_words)}, {w: i for i, w in enumerate(tgt_words)}
     pairs = [(s, t) for s in src_words for t in translations.get(s, ()) if t in tgt_index]
     if len({t for _, t in pairs}) < 2:
-        return {}, f"{len(pairs)} dictionary pairs have both words in the activations; need 2 distinct targets"
+        return None, f"{len(pairs)} dictionary pairs have both words in the activations; need 2 distinct targets"
     src_list, tgt_list = [s for s, _ in pairs], [t for _, t in pairs]
     partner = sample_unrelated(src_list, tgt_list, seed=cfg.distances.seed, related=known)
     if not (partner >= 0).any():
-        return {}, "no related pair found an unrelated partner"
+        return None, "no related pair found an unrelated partner"
     d = layer_distances(
         src_mean[[src_index[s] for s in src_list]], tgt_mean[[tgt_index[t] for t in tgt_list]], partner,
         bins=cfg.distances.bins,
     )  # fmt: skip
-    return d.metrics(), None
+    return d, None
 
 
 def mean_by_word(x: np.ndarray, words: list[str]) -> tuple[list[str], np.ndarray]:
