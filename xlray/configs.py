@@ -96,8 +96,9 @@ def validate(cls: type[T], data: dict[str, Any], source: str | Path) -> T:
     except ValidationError as exc:
         err = exc.errors()[0]
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        msg = err["msg"] if err["type"] != "extra_forbidden" else "unknown field"
-        raise XlrayError(f"{source}: {field_path(err['loc'])}: {msg}{more}") from None
+        msg = err["msg"].removeprefix("Value error, ") if err["type"] != "extra_forbidden" else "unknown field"
+        where = f"{field_path(err['loc'])}: " if err["loc"] else ""  # a whole-config check names its fields itself
+        raise XlrayError(f"{source}: {where}{msg}{more}") from None
 
 
 def load_config(path: str | Path, cls: type[T]) -> T:

@@ -136,6 +136,8 @@ def client_for(uri: str) -> Any:
     """An MlflowClient for a URI, checked up front so a dead server fails before any work starts."""
     from mlflow.tracking import MlflowClient
 
+    if uri.startswith(("http://", "https://")):
+        probe_server(uri)
     client = MlflowClient(tracking_uri=uri)
     try:
         client.search_experiments(max_results=1)
@@ -144,6 +146,23 @@ def client_for(uri: str) -> Any:
         raise XlrayError(f"tracking: cannot reach MLflow at {uri}: {first[:300]}") from None
     # No mlflow.set_tracking_uri: it writes $MLFLOW_TRACKING_URI, so a later stage in this process would log there.
     return client
+
+
+def probe_server(uri: str, timeout_s: float = 10.0) -> None:
+    """Fail in seconds on a server that does not answer (MLflow's own client retries for minutes first)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return  # it answered (perhaps asking for credentials): reachable
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise XlrayError(
+            f"tracking: cannot reach MLflow at {uri}: {reason}; is the server running, and is the URI "
+            "(tracking.uri or $MLFLOW_TRACKING_URI) right?"
+        ) from None
 
 
 def experiment_id(client: Any, name: str) -> str:
