@@ -39,15 +39,25 @@ from xlray.submit import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-# The job both submit paths run; switch to the demo sweep once it exists:
-# DEMO_ENTRYPOINT = ["python", "-m", "xlray", "sweep", "sweeps/demo.yaml"]
-DEMO_ENTRYPOINT = [
-    "python",
-    "-c",
-    "import os, mlflow, xlray; mlflow.set_experiment('submit-demo');"
-    "mlflow.start_run(run_name='probe'); mlflow.log_param('files', ','.join(sorted(os.listdir('.'))));"
-    "mlflow.end_run(); print('xlray', xlray.__version__, 'ran on the cluster')",
-]
+
+
+def demo_entrypoint(output: Path) -> list[str]:
+    """The job both submit paths run: the demo sweep, each time into a folder of its own (Ray reuses one unpacked
+    working dir for identical uploads, where a second run would find the first one's finished sweep)."""
+    return ["python", "-m", "xlray", "sweep", "sweeps/demo.yaml", "--output", str(output)]
+
+
+def demo_sweep_runs(tracking_uri: str, t0_ms: int) -> tuple:
+    """The parent run the demo sweep made since ``t0_ms`` and its children."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    runs = runs_since(tracking_uri, t0_ms)
+    (parent,) = [r for r in runs if r.data.tags.get("xlray.role") == "sweep"]
+    kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return client.get_run(parent.info.run_id), kids
+
+
 HEAD_PORT_FLAGS = (
     "port",
     "dashboard-port",
@@ -251,19 +261,23 @@ def runs_since(tracking_uri: str, t0_ms: int) -> list:
 
 
 @pytest.mark.integration
-def test_ray_job_submit_runs_the_demo(ray_head, mlflow_server):
+def test_ray_job_submit_runs_the_demo_sweep(ray_head, mlflow_server, tmp_path):
     t0_ms = int(time.time() * 1000)
     env = {**ray_head.env, "RAY_API_SERVER_ADDRESS": ray_head.url}
     runtime_env = json.dumps({"env_vars": {"MLFLOW_TRACKING_URI": mlflow_server}})
     cmd = ["ray", "job", "submit", "--working-dir", str(REPO), "--runtime-env-json", runtime_env, "--"]
-    done = subprocess.run(cmd + DEMO_ENTRYPOINT, env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(cmd + demo_entrypoint(tmp_path / "job"), env=env, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"Job 'raysubmit_\w+' succeeded", done.stdout + done.stderr)
-    assert len(runs_since(mlflow_server, t0_ms)) >= 1
+    parent, trials = demo_sweep_runs(mlflow_server, t0_ms)
+    assert parent.info.status == "FINISHED" and len(trials) == 4
+    assert all(r.info.status == "FINISHED" and "zero_shot.continual.targets_mean.accuracy" in r.data.metrics
+               for r in trials)  # fmt: skip
+    assert (tmp_path / "job" / "manifest.json").is_file()
 
 
 @pytest.mark.integration
-def test_xlray_submit_streams_the_demo_and_exits_0(ray_head, mlflow_server, monkeypatch, capsys):
+def test_xlray_submit_streams_the_demo_sweep_and_exits_0(ray_head, mlflow_server, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head.token)  # found the way a researcher's shell provides it
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:9")  # --address must win over it
@@ -271,14 +285,12 @@ def test_xlray_submit_streams_the_demo_and_exits_0(ray_head, mlflow_server, monk
     add_submit_parser(parser.add_subparsers(dest="command"))
     argv = ["submit", "--address", ray_head.url, "--working-dir", str(REPO), "--env", "MLFLOW_TRACKING_URI"]
     t0_ms = int(time.time() * 1000)
-    assert run_submit(parser.parse_args([*argv, "--", *DEMO_ENTRYPOINT])) == 0
+    assert run_submit(parser.parse_args([*argv, "--", *demo_entrypoint(tmp_path / "job")])) == 0
     out, err = capsys.readouterr()
-    assert "ran on the cluster" in out  # streamed from the job's stdout
+    assert "[sweep] demo: 4 trials finished" in out  # streamed from the job's stdout
     assert re.search(r"xlray: job raysubmit_\w+ succeeded", err)
-    runs = runs_since(mlflow_server, t0_ms)
-    assert len(runs) >= 1
-    uploaded = runs[0].data.params.get("files", "")
-    assert "xlray" in uploaded.split(",") and ".git" not in uploaded.split(",")
+    parent, trials = demo_sweep_runs(mlflow_server, t0_ms)
+    assert parent.info.status == "FINISHED" and len(trials) == 4
 
 
 @pytest.mark.integration

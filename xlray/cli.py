@@ -59,7 +59,7 @@ def cmd_world(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from xlray.sweep.run import main as sweep
 
-    return sweep(args.config, resume=args.resume)
+    return sweep(args.config, resume=args.resume, output=args.output)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="run a Ray Tune sweep (trials: adjust -> zero-shot tasks -> alignment)")
     sweep.add_argument("config")
     sweep.add_argument("--resume", action="store_true", help="finish a sweep that stopped; done trials are kept")
+    sweep.add_argument("--output", default=None, help="output folder instead of the config's output_dir")
     sweep.set_defaults(func=cmd_sweep)
 
     report = sub.add_parser("report", help="tables and plots comparing a sweep's trials, from MLflow")

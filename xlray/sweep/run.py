@@ -32,9 +32,10 @@ STATE = "sweep.json"
 MANIFEST = "manifest.json"
 
 
-def main(config_path: str | Path, resume: bool = False) -> int:
-    """CLI entry: run (or with ``resume``, finish) the sweep described by a YAML config."""
-    run_sweep(load_config(config_path, SweepConfig), resume)
+def main(config_path: str | Path, resume: bool = False, output: str | None = None) -> int:
+    """CLI entry: run (or with ``resume``, finish) the sweep described by a YAML config, optionally elsewhere."""
+    cfg = load_config(config_path, SweepConfig)
+    run_sweep(cfg.model_copy(update={"output_dir": output}) if output else cfg, resume)
     return 0
 
 
@@ -55,10 +56,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
     uri = tracking_uri(cfg.tracking, out) if cfg.tracking.enabled else None
     if uri:
         client_for(uri)  # fails now, naming the URI, if the tracking server cannot be reached
-    if cfg.world is not None:
-        from xlray.world.assets import write_assets
-
-        write_assets(cfg.world.output, families=cfg.world.families, world=cfg.world.world)
+    prepare_world(cfg)
     start_ray(cfg.ray)
     check_resources(cfg)
 
@@ -110,6 +108,22 @@ def started_state(cfg: SweepConfig, out: Path, resume: bool) -> dict[str, Any] |
     return state
 
 
+def prepare_world(cfg: SweepConfig) -> None:
+    """Build the synthetic world and tiny models if the sweep asks for them and they are missing. Called by the
+    driver and by every trial: on a multi-node cluster each node needs its own copy (a lock serialises trials)."""
+    if cfg.world is None:
+        return
+    import fcntl
+
+    from xlray.world.assets import write_assets
+
+    folder = Path(cfg.world.output)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_assets(folder, families=cfg.world.families, world=cfg.world.world)
+
+
 def check_resources(cfg: SweepConfig) -> None:
     """A trial's CPUs and GPUs must fit on one node of the running cluster (unless it autoscales)."""
     import ray
@@ -132,6 +146,9 @@ def fit(cfg: SweepConfig, setup: TrialSetup, storage: str, experiment: str, resu
 
     from xlray.sweep.tune_parts import TrialRunStatus, scheduler, search_algorithm
 
+    # Trials run in the job's working directory (relative paths in the config mean the same there), not in
+    # Tune's per-trial folder; Tune hands this variable on to the trial processes.
+    os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
     trainable = tune.with_resources(
         tune.with_parameters(run_trial, setup=setup), {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
     )

@@ -53,6 +53,9 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         return
     log_event(folder, "started")
     started = time.perf_counter()
+    from xlray.sweep.run import prepare_world
+
+    prepare_world(cfg)
     configs = stage_configs(cfg, trial, folder, TrackingConfig(enabled=False))
     steps = pipeline(cfg, trial, configs, folder)
     result: dict[str, Any] = {}
