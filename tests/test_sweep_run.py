@@ -165,3 +165,41 @@ def test_killed_driver_then_resume_runs_each_trial_once(mlflow_server, assets, t
     assert sorted(r.data.tags["xlray.trial_id"] for r in runs) == sorted(after)  # one run per trial
     assert all(r.info.status == "FINISHED" for r in runs)
     assert client.get_run(parent_id).info.status == "FINISHED"
+
+
+def test_concepts_sweep_fails_clearly_then_resumes_the_errored_trial_in_its_own_run(
+    ray_session, mlflow_server, assets, tmp_path
+):
+    """Base vs fine-tuned concepts (no adjustment): a missing corpus fails the trial with the file named; once the
+    file is there, --resume finishes that trial under the same id and MLflow run."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    for side in ("xd-en.xd", "xd-en.en"):
+        (data_dir / side).write_text("\n".join((assets / "world" / "parallel" / side).read_text().splitlines()[:300]))
+    missing = data_dir / "xd-en.xd"
+    kept = missing.read_text()
+    missing.unlink()
+    data = sweep_data(assets, tmp_path / "out", mlflow_server, "sweep-concepts", languages=["xd"], space={},
+                      adjust=None, conditions=["base"], resources={"cpu": 0.5},
+                      search={"metric": "concepts.base-tuned.xd-en.colap"})  # fmt: skip
+    data["concepts"] = {
+        "source": str(data_dir / "{lang}-en.{lang}"),
+        "english": str(data_dir / "{lang}-en.en"),
+        "checkpoints": ["original", "base-tuned"],
+        "extract": {"cpus_per_actor": 0.5, "gpus_per_actor": 0},
+        "concepts": {"points": {"pca_dim": 8}, "clustering": {"method": "fast-hdbscan", "min_cluster_size": 5}},
+    }
+    cfg = SweepConfig.model_validate(data)
+    with pytest.raises(XlrayError, match=rf"1 of 1 trials failed .*\n  \w+: .*{missing}: .*No such file"):
+        run_sweep(cfg)
+    missing.write_text(kept)
+    manifest = run_sweep(cfg, resume=True)
+
+    client = MlflowClient(mlflow_server)
+    (run,) = children(client, "sweep-concepts", manifest["parent_run_id"])
+    assert run.info.status == "FINISHED" and run.data.tags["xlray.trial_id"] in manifest["trials"]
+    assert events(tmp_path / "out") == {run.data.tags["xlray.trial_id"]: ["started", "started", "finished"]}
+    for checkpoint in ("original", "base-tuned"):
+        history = client.get_metric_history(run.info.run_id, f"concepts.{checkpoint}.xd-en.colap")
+        assert sorted(m.step for m in history) == [0, 1, 2] and all(0 <= m.value <= 1 for m in history)
+    assert 0 <= run.data.metrics["zero_shot.base.xd.accuracy"] <= 1

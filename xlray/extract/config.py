@@ -63,6 +63,9 @@ class ExtractConfig(Strict):
     actors: int = Field(1, ge=1, description="Forward actors in the pool")
     gpus_per_actor: float | Literal["auto"] = Field("auto", description="auto: 1 if the cluster has GPUs, else 0")
     tokenizer_actors: int = Field(1, ge=1)
+    cpus_per_actor: float = Field(
+        1.0, gt=0, description="CPUs each tokenizer and forward actor reserves (less in a sweep trial on a small node)"
+    )
     torch_threads: int | None = Field(None, ge=1, description="CPU threads per forward actor without a GPU")
     seed: int = 0
     ray: RayConfig = Field(default_factory=RayConfig)

@@ -47,7 +47,12 @@ def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> dict[s
     saved = out / "cap_thresholds.json"
     if saved.is_file():
         return json.loads(saved.read_text())
-    task = ray.remote(chunk_hashes)
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    # Outside any placement group: inside a sweep trial, tasks would otherwise be held to the trial's reservation.
+    task = ray.remote(chunk_hashes).options(
+        num_cpus=cfg.cpus_per_actor, scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None)
+    )
     refs = [task.remote(cfg.model_dump_json(), asdict(c), "decoder" in cfg.sites) for c in chunks]
     thresholds = merge_thresholds((ray.get(ref) for ref in refs), cfg.cap)
     write_json(saved, thresholds)
@@ -113,7 +118,7 @@ def pipeline(
         batch_size=1,
         compute=ActorPoolStrategy(size=cfg.tokenizer_actors),
         fn_constructor_args=(cfg_json, max_length, thresholds_ref),
-        num_cpus=1,
+        num_cpus=cfg.cpus_per_actor,
     )
     ds = ds.map_batches(
         ForwardChunks,
@@ -121,7 +126,7 @@ def pipeline(
         compute=ActorPoolStrategy(size=cfg.actors),
         fn_constructor_args=(cfg_json, layers, threads),
         num_gpus=gpus,
-        num_cpus=1,
+        num_cpus=cfg.cpus_per_actor,
     )
     return ds.map_batches(
         write_shards, batch_size=1, fn_kwargs={"shard_dir": str(Path(cfg.output_dir) / "shards")}, num_cpus=0.25

@@ -155,8 +155,9 @@ def fit(cfg: SweepConfig, setup: TrialSetup, storage: str, experiment: str, resu
     space = param_space(cfg)
     if resume and tune.Tuner.can_restore(experiment):
         print(f"[sweep] resuming {experiment}")
+        # resume_errored keeps an errored trial's id (restart_errored would give it a new one, and a new MLflow run)
         tuner = tune.Tuner.restore(
-            experiment, trainable, resume_unfinished=True, restart_errored=True, param_space=space
+            experiment, trainable, resume_unfinished=True, resume_errored=True, param_space=space
         )
         return tuner.fit()
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # keep Tune's saved state close to what ran

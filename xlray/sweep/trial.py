@@ -81,7 +81,9 @@ def pipeline(cfg: SweepConfig, trial: dict[str, Any], configs: dict[str, Any], f
         measure = f"{ev.condition}-tuned" in measured
         steps.append(lambda sink, ev=ev, measure=measure: evaluate_step(ev, adjust, measure, folder, sink))
     if cfg.concepts is not None:
-        steps.append(lambda sink: concepts_step(cfg, trial, configs, folder, sink))
+        from xlray.sweep.concepts import run_concepts_step
+
+        steps.append(lambda sink: run_concepts_step(cfg, trial, configs, folder, sink))
     return steps
 
 
@@ -114,13 +116,6 @@ def evaluate_step(ev: Any, adjust: Any, measure: bool, folder: Path, sink: Sink)
         alignment.log_layers(sink, name, stats)
         out.update(alignment.at_layer(name, stats, adjust.loss.layer))
     return out
-
-
-def concepts_step(cfg: SweepConfig, configs: dict[str, Any], folder: Path, sink: Sink) -> dict[str, Any]:
-    """CALIGN/COLAP per layer for each checkpoint and language of the group: extract, then cluster."""
-    from xlray.sweep.concepts import run_concepts_step
-
-    return run_concepts_step(cfg, configs, folder, sink)
 
 
 @contextmanager
