@@ -131,3 +131,37 @@ def test_cli_reports_a_bad_sweep_file_in_one_line(tmp_path, capsys):
     assert main(["sweep", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("xlray: error: space.adjust.los.reg_lambda: unknown hyperparameter") and "\n" not in err
+
+
+@pytest.mark.parametrize("name", ["adjust_efimov2023", "concepts_mousi2024", "demo"])
+def test_shipped_sweeps_pass_every_check_made_before_trials(name):
+    from xlray.sweep.concepts import check_step
+
+    cfg = load_stage_config(REPO / "sweeps" / f"{name}.yaml")
+    check_space(cfg)
+    check_step(cfg)
+    check_metrics(cfg)
+
+
+def test_task_as_a_hyperparameter_names_trials_by_kind_and_retrieval_has_no_continual(tmp_path):
+    cfg = load_stage_config(REPO / "sweeps" / "adjust_efimov2023.yaml")
+    tasks = cfg.space["evaluate.task"].grid
+    assert [t["kind"] for t in tasks] == ["nli", "ner", "qa", "xsr"]
+    trial = {"model": "mbert", "languages": "hi", "adjust.loss.reg_lambda": 1.0, "evaluate.task": tasks[3]}
+    configs = stage_configs(cfg, trial, tmp_path, TrackingConfig(enabled=False))
+    assert [c.condition for c in configs["evaluate"]] == ["base", "adjusted"]
+    assert configs["evaluate"][0].task.folder == "/mnt/data/xtreme/tatoeba"
+    assert trial_label(trial) == "mbert-hi-reg_lambda=1-task=xsr"
+    ner = stage_configs(cfg, {**trial, "evaluate.task": tasks[1]}, tmp_path, TrackingConfig(enabled=False))
+    assert [c.task.kind for c in ner["evaluate"]] == ["ner"] * 3 and ner["evaluate"][2].continual.enabled
+
+
+def test_concepts_override_typo_is_named_before_any_trial():
+    from xlray.sweep.concepts import check_step
+
+    data = yaml.safe_load((REPO / "sweeps" / "concepts_mousi2024.yaml").read_text())
+    data["concepts"]["extract"]["layerz"] = [0]
+    with pytest.raises(
+        XlrayError, match=r"concepts\.extract \(with the trial's checkpoint and language\): layerz: unknown"
+    ):
+        check_step(SweepConfig.model_validate(data))

@@ -9,11 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from xlray.configs import ModelConfig, RayConfig, TrackingConfig
-from xlray.sweep.config import SweepConfig
+from xlray.configs import ModelConfig, RayConfig, TrackingConfig, validate
+from xlray.sweep.config import ConceptsStep, SweepConfig
 from xlray.tracking import PrefixedSink, Sink
 
 OFF = TrackingConfig(enabled=False)
+
+
+def with_lang(value: Any, lang: str) -> Any:
+    """``{lang}`` in every string of nested overrides becomes the language (e.g. a dictionary's file paths)."""
+    if isinstance(value, str):
+        return value.replace("{lang}", lang)
+    if isinstance(value, dict):
+        return {k: with_lang(v, lang) for k, v in value.items()}
+    if isinstance(value, list):
+        return [with_lang(v, lang) for v in value]
+    return value
 
 
 def checkpoint_model(name: str, configs: dict[str, Any], original: ModelConfig) -> ModelConfig:
@@ -26,34 +37,47 @@ def checkpoint_model(name: str, configs: dict[str, Any], original: ModelConfig) 
     return ModelConfig(name=str(Path(ev.output_dir) / f"seed-{ev.seeds[0]}" / "checkpoint"))
 
 
+def step_configs(step: ConceptsStep, model: ModelConfig, label: str, name: str, lang: str, base: Path) -> tuple:
+    """The `xlray extract` and `xlray concepts` configs of one (checkpoint, language) pair, validated."""
+    from xlray.concepts.config import ConceptsConfig
+    from xlray.extract.config import ExtractConfig
+
+    source, english = step.source.replace("{lang}", lang), step.english.replace("{lang}", lang)
+    extract = validate(ExtractConfig, {
+        "model": model.model_dump(), "output_dir": str(base / "extract"), "languages": [lang, "en"],
+        "inputs": [{"format": "parallel", "source": source, "target": english,
+                    "source_language": lang, "target_language": "en"}],
+        "ray": RayConfig(address="auto").model_dump(), "tracking": OFF.model_dump(), **with_lang(step.extract, lang),
+    }, "concepts.extract (with the trial's checkpoint and language)")  # fmt: skip
+    concepts = validate(ConceptsConfig, {
+        "activations": extract.output_dir, "source": lang, "target": "en", "output_dir": str(base / "concepts"),
+        "dictionary": {"kind": "eflomal", "source": source, "target": english},
+        "model_label": label, "checkpoint_label": name, "tracking": OFF.model_dump(), **with_lang(step.concepts, lang),
+    }, "concepts.concepts (with the trial's checkpoint and language)")  # fmt: skip
+    return extract, concepts
+
+
+def check_step(cfg: SweepConfig) -> None:
+    """The extract and concepts overrides make valid configs (checked before any trial runs)."""
+    if cfg.concepts is not None:
+        label = next(iter(cfg.models))
+        step_configs(cfg.concepts, cfg.models[label], label, "original", cfg.language_groups()[0][0], Path("check"))
+
+
 def run_concepts_step(
     cfg: SweepConfig, trial: dict[str, Any], configs: dict[str, Any], folder: Path, sink: Sink
 ) -> dict[str, Any]:
     """Extract and analyse each (checkpoint, language) pair; returns the last layer's metrics as result keys."""
-    from xlray.concepts.config import ConceptsConfig
     from xlray.concepts.run import run_concepts
-    from xlray.extract.config import ExtractConfig
     from xlray.extract.run import run_extract
 
-    step = cfg.concepts
     out: dict[str, Any] = {}
-    for name in step.checkpoints:
+    for name in cfg.concepts.checkpoints:
         model = checkpoint_model(name, configs, cfg.models[trial["model"]])
         for lang in trial["languages"].split("+"):
-            source, english = step.source.replace("{lang}", lang), step.english.replace("{lang}", lang)
             base = folder / "concepts" / name / f"{lang}-en"
-            extract = ExtractConfig.model_validate({
-                "model": model.model_dump(), "output_dir": str(base / "extract"), "languages": [lang, "en"],
-                "inputs": [{"format": "parallel", "source": source, "target": english,
-                            "source_language": lang, "target_language": "en"}],
-                "ray": RayConfig(address="auto").model_dump(), "tracking": OFF.model_dump(), **step.extract,
-            })  # fmt: skip
+            extract, concepts = step_configs(cfg.concepts, model, trial["model"], name, lang, base)
             run_extract(extract)
-            concepts = ConceptsConfig.model_validate({
-                "activations": extract.output_dir, "source": lang, "target": "en", "output_dir": str(base / "concepts"),
-                "dictionary": {"kind": "eflomal", "source": source, "target": english},
-                "model_label": trial["model"], "checkpoint_label": name, "tracking": OFF.model_dump(), **step.concepts,
-            })  # fmt: skip
             manifest = run_concepts(concepts, into=PrefixedSink(sink, f"concepts.{name}.{lang}-en."))
             last = str(max(int(k) for k in manifest["results"]))
             out.update({f"concepts.{name}.{lang}-en.{k}": v for k, v in manifest["results"][last].items()})

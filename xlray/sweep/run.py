@@ -22,6 +22,7 @@ from typing import Any
 from xlray.configs import load_config
 from xlray.errors import XlrayError
 from xlray.outputs import finished_manifest, write_json
+from xlray.sweep.concepts import check_step
 from xlray.sweep.config import SweepConfig
 from xlray.sweep.metrics import check_metrics
 from xlray.sweep.space import check_space, param_space
@@ -52,6 +53,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
 
     # 1. Everything that can be checked before a trial starts.
     check_space(cfg)
+    check_step(cfg)
     check_metrics(cfg)
     uri = tracking_uri(cfg.tracking, out) if cfg.tracking.enabled else None
     if uri:
@@ -192,9 +194,14 @@ def trial_results(cfg: SweepConfig, results: Any) -> dict[str, dict[str, Any]]:
             + "\nfix the cause, then: xlray sweep <config> --resume (finished trials are kept)"
         )
     return {
-        r.metrics["trial_id"]: {"config": r.config, "result": {k: v for k, v in r.metrics.items() if "." in k}}
+        r.metrics["trial_id"]: {"config": r.config, "result": {k: v for k, v in r.metrics.items() if is_result(k)}}
         for r in results
     }
+
+
+def is_result(key: str) -> bool:
+    """A trial's own result (zero_shot.*, align.*, concepts.*, trial_seconds), not Tune's bookkeeping."""
+    return "." in key or key == "trial_seconds"
 
 
 def first_line(error: BaseException) -> str:

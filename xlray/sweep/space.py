@@ -120,21 +120,10 @@ def stage_configs(
             evaluate = [variant(tmpl, condition="base", output_dir=str(folder / "evaluate" / "base"))]
         else:
             adjusted = ModelConfig(name=str(folder / "adjust" / "checkpoint"))
-            evaluate = only(efimov_conditions(tmpl, original, adjusted, folder / "evaluate"), cfg.conditions)
+            # Retrieval (XSR) has no fine-tuning, so there is nothing to learn continually.
+            conditions = [c for c in cfg.conditions if not (tmpl.task.kind == "xsr" and c == "continual")]
+            evaluate = efimov_conditions(tmpl, original, adjusted, folder / "evaluate", conditions)
     return {"adjust": adjust, "evaluate": evaluate}
-
-
-def only(configs: list[EvaluateConfig], conditions: list[str]) -> list[EvaluateConfig]:
-    """The listed conditions, each compared only with earlier conditions that are also run."""
-    from xlray.tasks.conditions import variant
-
-    kept = []
-    for c in configs:
-        if c.condition in conditions:
-            sig = c.significance.model_dump(mode="json")
-            sig["compare_with"] = {k: v for k, v in sig["compare_with"].items() if k in conditions}
-            kept.append(variant(c, significance=sig))
-    return kept
 
 
 def param_space(cfg: SweepConfig) -> dict[str, Any]:
@@ -170,5 +159,7 @@ def trial_label(trial: dict[str, Any]) -> str:
     for key, value in sorted(trial.items()):
         if key not in SWEPT:
             shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+            if isinstance(value, dict):  # a whole sub-config, e.g. evaluate.task: named by its kind
+                shown = str(value.get("kind", "+".join(map(str, value.values()))))
             parts.append(f"{key.rsplit('.', 1)[-1]}={shown}")
     return "-".join(parts)

@@ -78,7 +78,7 @@ def pipeline(cfg: SweepConfig, trial: dict[str, Any], configs: dict[str, Any], f
     if adjust is not None:
         steps.append(lambda sink: adjust_step(adjust, measured, sink))
     for ev in configs["evaluate"]:
-        measure = f"{ev.condition}-tuned" in measured
+        measure = f"{ev.condition}-tuned" in measured and ev.task.kind != "xsr"  # XSR fine-tunes nothing
         steps.append(lambda sink, ev=ev, measure=measure: evaluate_step(ev, adjust, measure, folder, sink))
     if cfg.concepts is not None:
         from xlray.sweep.concepts import run_concepts_step

@@ -7,12 +7,15 @@ both. Run them in this order (each comparison reads the earlier runs' outcomes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from xlray.configs import ModelConfig
 from xlray.errors import XlrayError
 from xlray.tasks.config import EvaluateConfig
+
+CONDITIONS = ("base", "adjusted", "continual")
 
 
 def variant(template: EvaluateConfig, **changes: Any) -> EvaluateConfig:
@@ -21,51 +24,44 @@ def variant(template: EvaluateConfig, **changes: Any) -> EvaluateConfig:
 
 
 def efimov_conditions(
-    template: EvaluateConfig, original: ModelConfig, adjusted: ModelConfig, root: str | Path
+    template: EvaluateConfig,
+    original: ModelConfig,
+    adjusted: ModelConfig,
+    root: str | Path,
+    conditions: Sequence[str] = CONDITIONS,
 ) -> list[EvaluateConfig]:
-    """Configs for base, adjusted and continual (in run order), each in ``root/<condition>``.
+    """Configs for the listed conditions of base, adjusted and continual (in run order), each in ``root/<condition>``
+    and compared with the earlier listed ones.
 
     The template's task, languages, seeds, training and continual settings are shared; its ``continual.pairs``
-    must name the pool (the pairs file of the adjustment that produced ``adjusted``).
+    must name the pool (the pairs file of the adjustment that produced ``adjusted``) if continual is listed.
     """
-    if not template.continual.pairs:
+    if "continual" in conditions and not template.continual.pairs:
         raise XlrayError("continual.pairs: the continual condition needs the pairs file of the adjustment")
     root = Path(root)
-    folders = {name: str(root / name) for name in ("base", "adjusted", "continual")}
     plain = {**template.continual.model_dump(mode="json"), "enabled": False}
     sig = template.significance.model_dump(mode="json")
     reference = template.continual.reference or original
     cont = {**template.continual.model_dump(mode="json"), "enabled": True, "reference": reference.model_dump()}
-    return [
-        variant(
-            template,
-            model=original.model_dump(),
-            condition="base",
-            continual=plain,
-            significance={**sig, "compare_with": {}},
-            output_dir=folders["base"],
-        ),
-        variant(
-            template,
-            model=adjusted.model_dump(),
-            condition="adjusted",
-            continual=plain,
-            significance={**sig, "compare_with": {"base": folders["base"]}},
-            output_dir=folders["adjusted"],
-        ),
-        variant(
-            template,
-            model=adjusted.model_dump(),
-            condition="continual",
-            continual=cont,
-            significance={**sig, "compare_with": {"base": folders["base"], "adjusted": folders["adjusted"]}},
-            output_dir=folders["continual"],
-        ),
-    ]
-
-
-def run_conditions(configs: list[EvaluateConfig], parent_run_id: str | None = None) -> dict[str, dict]:
-    """Run the conditions in order; ``{condition: per-language summary}`` (see ``run_evaluation``)."""
-    from xlray.tasks.run import run_evaluation
-
-    return {cfg.condition: run_evaluation(cfg, parent_run_id) for cfg in configs}
+    setups = {
+        "base": (original, plain),
+        "adjusted": (adjusted, plain),
+        "continual": (adjusted, cont),
+    }
+    configs, earlier = [], {}
+    for name in CONDITIONS:
+        if name not in conditions:
+            continue
+        model, continual = setups[name]
+        configs.append(
+            variant(
+                template,
+                model=model.model_dump(),
+                condition=name,
+                continual=continual,
+                significance={**sig, "compare_with": dict(earlier)},
+                output_dir=str(root / name),
+            )
+        )
+        earlier[name] = str(root / name)
+    return configs

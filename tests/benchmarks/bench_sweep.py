@@ -1,0 +1,86 @@
+"""Benchmark sweep overhead: the share of a sweep's wall time not spent inside trial compute.
+
+    python tests/benchmarks/bench_sweep.py                      # 4 trials, one at a time, sized to >= 30 s each
+    python tests/benchmarks/bench_sweep.py --trials 2 --epochs 2 --repeats 3
+
+Runs a real `xlray sweep` (local Ray, Tune, sqlite MLflow, report) on the synthetic world: the tiny bert adjusted on
+one language with --trials values of reg_lambda, then NLI base / adjusted / continual. Trials run one at a time so
+they do not share the 2 cores, hence ideal wall time = the sum of the trials' own compute (``trial_seconds``, timed
+inside each trial from its first to its last step). Overhead = 1 - sum(trial_seconds) / wall, where wall covers
+everything `run_sweep` does: Ray start-up, checks, the parent run, Tune scheduling and trial actors, and the report.
+The synthetic world and tiny model are built once, before timing. Target: overhead < 10% with trials of >= 30 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--trials", type=int, default=4)
+    p.add_argument("--epochs", type=int, default=12, help="NLI fine-tuning epochs per condition (sets trial length)")
+    p.add_argument("--repeats", type=int, default=1, help="whole sweeps; medians are printed")
+    return p.parse_args(argv)
+
+
+def sweep_config(assets: Path, out: Path, trials: int, epochs: int):
+    from xlray.sweep.config import SweepConfig
+
+    world, xnli = assets / "world", assets / "world" / "tasks" / "xnli"
+    return SweepConfig.model_validate({
+        "stage": "sweep", "name": "bench", "output_dir": str(out),
+        "models": {"bert": {"name": str(assets / "models" / "bert")}},
+        "languages": ["xl"],
+        "space": {"adjust.loss.reg_lambda": {"grid": [round(i / max(1, trials - 1), 3) for i in range(trials)]}},
+        "adjust": {"corpus": {"format": "lines", "source": str(world / "parallel" / "{lang}-en.{lang}"),
+                              "english": str(world / "parallel" / "{lang}-en.en")},
+                   "pairs": {"max_sent": 2000, "heldout_sent": 200}, "optim": {"lr": 5e-4}},
+        "evaluate": {"task": {"kind": "nli", "train": str(xnli / "multinli.train.en.tsv"),
+                              "test": str(xnli / "xnli.test.tsv"), "lr": 1e-3, "epochs": epochs, "batch_size": 16},
+                     "significance": {"n_resamples": 1000}},
+        "search": {"max_concurrent_trials": 1},
+        "resources": {"cpu": 2},
+        "ray": {"num_cpus": 2},
+        "tracking": {"uri": f"sqlite:///{out / 'mlflow.db'}", "experiment": "bench"},
+    })  # fmt: skip
+
+
+def one_sweep(assets: Path, out: Path, trials: int, epochs: int) -> tuple[float, list[float]]:
+    """Wall seconds of one whole sweep and each trial's own compute seconds (Ray is started inside, then shut)."""
+    import ray
+
+    from xlray.sweep.run import run_sweep
+
+    cfg = sweep_config(assets, out, trials, epochs)
+    started = time.perf_counter()
+    manifest = run_sweep(cfg)
+    wall = time.perf_counter() - started
+    ray.shutdown()
+    return wall, [t["result"]["trial_seconds"] for t in manifest["trials"].values()]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from xlray.world.assets import write_assets
+
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        assets = write_assets(Path(tmp) / "assets", families=["bert"])
+        rows = []
+        for k in range(args.repeats):
+            wall, trial_s = one_sweep(assets, Path(tmp) / f"sweep-{k}", args.trials, args.epochs)
+            overhead = 1 - sum(trial_s) / wall
+            rows.append((wall, statistics.median(trial_s), overhead))
+            print(f"run {k + 1}: wall {wall:.1f} s, {len(trial_s)} trials of median {statistics.median(trial_s):.1f} s "
+                  f"(min {min(trial_s):.1f}), sum {sum(trial_s):.1f} s -> overhead {overhead:.1%}")  # fmt: skip
+    wall, trial, overhead = (statistics.median(col) for col in zip(*rows, strict=True))
+    print(f"median over {len(rows)} sweep(s): wall {wall:.1f} s, trial {trial:.1f} s, overhead {overhead:.1%} "
+          f"(target < 10% with trials >= 30 s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
