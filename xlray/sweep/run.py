@@ -171,6 +171,7 @@ def fit(cfg: SweepConfig, setup: TrialSetup, storage: str, experiment: str, resu
             search_alg=search_algorithm(cfg),
             scheduler=scheduler(cfg),
             max_concurrent_trials=cfg.search.max_concurrent_trials,
+            reuse_actors=True,  # a finished trial's worker (torch and transformers imported) runs the next one
         ),
         run_config=tune.RunConfig(
             name=cfg.name,
