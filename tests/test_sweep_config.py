@@ -165,3 +165,45 @@ def test_concepts_override_typo_is_named_before_any_trial():
         XlrayError, match=r"concepts\.extract \(with the trial's checkpoint and language\): layerz: unknown"
     ):
         check_step(SweepConfig.model_validate(data))
+
+
+def test_report_reads_trials_from_mlflow_into_tables_and_plots(tmp_path):
+    """A parent run and one trial run written with the MLflow client (sqlite), then `write_report` on them."""
+    import polars as pl
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from xlray.sweep.report import write_report
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("xlray-demo")
+    parent = client.create_run(exp, run_name="sweep-demo").info.run_id
+    tags = {"mlflow.parentRunId": parent, "xlray.role": "trial", "xlray.trial_id": "t1", "xlray.model": "bert",
+            "xlray.languages": "xl"}  # fmt: skip
+    run = client.create_run(exp, run_name="bert-xl-reg_lambda=1", tags=tags).info.run_id
+    client.log_param(run, "hp.adjust.loss.reg_lambda", "1.0")
+    values = {"zero_shot.base.xl.accuracy": 0.4, "zero_shot.base.xl.accuracy_std": 0.02, "zero_shot.base.xl.seeds": 3,
+              "zero_shot.continual.xl.accuracy": 0.6, "zero_shot.continual.xl.accuracy.vs_base.p_value": 0.001,
+              "zero_shot.continual.xl.accuracy.vs_base.delta": 0.2, "zero_shot.continual.seed0.loss": 0.9,
+              "zero_shot.continual.seed0.xl.accuracy": 0.61, "zero_shot.continual.xl.n.examples": 150}  # fmt: skip
+    client.log_batch(run, metrics=[Metric(k, v, 0, 0) for k, v in values.items()])
+    client.log_batch(
+        run, metrics=[Metric("align.adjusted.ratio.all", 0.9 - 0.1 * layer, 0, layer) for layer in range(3)]
+    )
+    cfg = SweepConfig.model_validate(demo(tracking={"experiment": "xlray-demo"}))
+
+    paths = write_report(cfg, tmp_path / "report", uri, parent)
+    assert {p.name for p in paths} >= {"trials.csv", "zero_shot.parquet", "layers.parquet", "summary.md", "layers.png"}
+    table = pl.read_parquet(tmp_path / "report" / "zero_shot.parquet")
+    assert table.select("condition", "language", "metric", "mean", "std", "p_vs_base").sort("condition").rows() == [
+        ("base", "xl", "accuracy", 0.4, 0.02, None),
+        ("continual", "xl", "accuracy", 0.6, None, 0.001),
+    ]
+    assert set(table["setting"]) == {"reg_lambda=1"}
+    layers = pl.read_parquet(tmp_path / "report" / "layers.parquet")
+    assert layers.sort("layer")["value"].to_list() == pytest.approx([0.9, 0.8, 0.7])
+    assert (
+        "| bert | xl | reg_lambda=1 | xl | accuracy | 0.400 ± 0.020 |  | 0.600 (b p=0.001) |"
+        in (tmp_path / "report" / "summary.md").read_text()
+    )

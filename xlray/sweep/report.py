@@ -77,10 +77,12 @@ def write_report(cfg: SweepConfig, folder: Path, uri: str | None, parent_run_id:
 
 
 def identity(run: Any) -> dict[str, Any]:
-    """What a trial is: its model, languages and hyperparameters (a readable ``setting`` joins the latter)."""
+    """What a trial is: its model, languages and hyperparameters; ``setting`` is the hyperparameter part of the
+    run name (``reg_lambda=1-task=nli``; see ``xlray.sweep.space.trial_label``)."""
     tags, params = run.data.tags, run.data.params
     hps = {k: v for k, v in sorted(params.items()) if k.startswith("hp.")}
-    setting = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in hps.items()) or "default"
+    prefix = f"{tags.get('xlray.model')}-{tags.get('xlray.languages')}"
+    setting = run.info.run_name.removeprefix(prefix).removeprefix("-") or "default"
     return {"trial_id": tags.get("xlray.trial_id"), "model": tags.get("xlray.model"),
             "languages": tags.get("xlray.languages"), "setting": setting, **hps}  # fmt: skip
 
@@ -100,7 +102,7 @@ def zero_shot_table(runs: list[Any]) -> pl.DataFrame:
         ident = identity(run)
         for name, value in run.data.metrics.items():
             parts = name.split(".")
-            if parts[0] != "zero_shot" or len(parts) < 4 or parts[3].startswith("seed") or ".n." in name:
+            if parts[0] != "zero_shot" or len(parts) < 4 or parts[2].startswith("seed") or ".n." in name:
                 continue
             cond, lang, metric = parts[1], parts[2], parts[3]
             if metric == "seeds" or (len(parts) > 4 and parts[-1] != "p_value"):
