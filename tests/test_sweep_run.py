@@ -203,3 +203,21 @@ def test_concepts_sweep_fails_clearly_then_resumes_the_errored_trial_in_its_own_
         history = client.get_metric_history(run.info.run_id, f"concepts.{checkpoint}.xd-en.colap")
         assert sorted(m.step for m in history) == [0, 1, 2] and all(0 <= m.value <= 1 for m in history)
     assert 0 <= run.data.metrics["zero_shot.base.xd.accuracy"] <= 1
+
+
+def test_asha_stops_a_trial_after_its_adjustment_and_its_run_is_closed(ray_session, mlflow_server, assets, tmp_path):
+    """λ=2 then λ=0 (one at a time): λ=0 lets English drift far more, so ASHA stops it after the first step."""
+    data = sweep_data(assets, tmp_path / "out", mlflow_server, "sweep-asha", languages=["xl"],
+                      space={"adjust.loss.reg_lambda": {"grid": [2.0, 0.0]}}, search={"max_concurrent_trials": 1},
+                      scheduler={"kind": "asha", "metric": "align.adjusted.drift.all", "mode": "min"})  # fmt: skip
+    manifest = run_sweep(SweepConfig.model_validate(data))
+    client = MlflowClient(mlflow_server)
+    runs = {r.info.run_name: r for r in children(client, "sweep-asha", manifest["parent_run_id"])}
+    assert set(runs) == {"bert-xl-reg_lambda=2", "bert-xl-reg_lambda=0"}
+    assert all(r.info.status == "FINISHED" for r in runs.values())
+    full, stopped = runs["bert-xl-reg_lambda=2"], runs["bert-xl-reg_lambda=0"]
+    assert "zero_shot.continual.xl.accuracy" in full.data.metrics and "xlray.stopped_early" not in full.data.tags
+    assert stopped.data.tags["xlray.stopped_early"] == "true"
+    assert (
+        "align.adjusted.drift.all" in stopped.data.metrics and "zero_shot.base.xl.accuracy" not in stopped.data.metrics
+    )

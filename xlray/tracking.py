@@ -202,7 +202,8 @@ def open_run(
     sink = MlflowSink(client, run_id)
     try:
         yield sink
-    except BaseException:
-        client.set_terminated(run_id, status="FAILED")
+    except BaseException as exc:
+        stopped = isinstance(exc, SystemExit) and exc.code in (0, None)  # a clean exit, e.g. Tune stopping a trial
+        client.set_terminated(run_id, status="FINISHED" if stopped else "FAILED")
         raise
     client.set_terminated(run_id, status="FINISHED")

@@ -37,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--noise", type=float, default=0.05, help="Fraction of uniform background points")
     p.add_argument("--min-cluster-size", type=int, default=20)
     p.add_argument("--min-samples", type=int, default=None)
+    p.add_argument("--neighbors", choices=("approximate", "exact"), default="approximate", help="fast-hdbscan MST")
+    p.add_argument("--knn-k", type=int, default=None, help="fast-hdbscan k-NN graph size; default min_samples")
     p.add_argument("--time-cap", type=float, default=600.0, help="Seconds per (method, N) run")
     p.add_argument("--mem-cap-gb", type=float, default=8.0, help="Peak RSS per run; larger runs are killed")
     p.add_argument("--seed", type=int, default=0)
@@ -78,8 +80,14 @@ def method_config(method: str, args: argparse.Namespace):
     from xlray.concepts import cluster as c
 
     if method in ("fast-hdbscan", "hdbscan"):
-        cls = c.FastHdbscanConfig if method == "fast-hdbscan" else c.HdbscanConfig
-        return cls(min_cluster_size=args.min_cluster_size, min_samples=args.min_samples)
+        if method == "hdbscan":
+            return c.HdbscanConfig(min_cluster_size=args.min_cluster_size, min_samples=args.min_samples)
+        return c.FastHdbscanConfig(
+            min_cluster_size=args.min_cluster_size,
+            min_samples=args.min_samples,
+            neighbors=args.neighbors,
+            knn_k=args.knn_k,
+        )
     if method == "kmeans":
         return c.KMeansConfig(n_clusters=args.concepts)
     return c.AgglomerativeConfig(n_clusters=args.concepts)

@@ -170,7 +170,7 @@ def fit(cfg: SweepConfig, setup: TrialSetup, storage: str, experiment: str, resu
             num_samples=cfg.search.num_samples,
             search_alg=search_algorithm(cfg),
             scheduler=scheduler(cfg),
-            max_concurrent_trials=cfg.search.max_concurrent_trials,
+            max_concurrent_trials=cfg.search.max_concurrent_trials if cfg.search.algorithm == "optuna" else None,
             reuse_actors=True,  # a finished trial's worker (torch and transformers imported) runs the next one
         ),
         run_config=tune.RunConfig(

@@ -67,7 +67,21 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
                 write_json(folder / RESULT, {"trial": trial, "result": clean(result)})
                 log_event(folder, "finished")
             if k == len(steps) or cfg.scheduler.kind != "none":  # intermediate results only feed a scheduler
-                tune.report(clean(result))
+                if not report(clean(result)):  # Tune stopped the trial (its scheduler): the run ends FINISHED
+                    if k < len(steps):
+                        sink.set_tags({"xlray.stopped_early": "true"})
+                    raise SystemExit(0)  # hand the stop back to Tune, as its report did
+
+
+def report(result: dict[str, float]) -> bool:
+    """Report to Tune; False if Tune stopped the trial meanwhile (it then ends ``tune.report`` with SystemExit)."""
+    from ray import tune
+
+    try:
+        tune.report(result)
+    except SystemExit:
+        return False
+    return True
 
 
 def pipeline(cfg: SweepConfig, trial: dict[str, Any], configs: dict[str, Any], folder: Path) -> list:

@@ -19,7 +19,8 @@ def search_algorithm(cfg: SweepConfig) -> Any:
         return OptunaSearch(metric=search.metric, mode=search.mode, sampler=TPESampler(seed=search.seed))
     from ray.tune.search import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=search.seed)
+    # The generator limits concurrency itself (Tune ignores TuneConfig.max_concurrent_trials for it).
+    return BasicVariantGenerator(random_state=search.seed, max_concurrent=search.max_concurrent_trials or 0)
 
 
 def scheduler(cfg: SweepConfig) -> Any:
@@ -49,8 +50,9 @@ def pipeline_steps(cfg: SweepConfig) -> int:
 
 
 class TrialRunStatus(tune.Callback):
-    """Ends a trial's MLflow run when Tune ends the trial: a trial stopped early by the scheduler never returns
-    to close its own run, and an errored one is marked FAILED until a resume finishes it."""
+    """Ends a trial's MLflow run if Tune ended the trial without the trial closing it (its worker was killed);
+    an errored one is marked FAILED until a resume finishes it. A trial the scheduler stops closes its own run
+    (FINISHED, tagged ``xlray.stopped_early``)."""
 
     def __init__(self, uri: str | None, experiment: str, parent_run_id: str | None):
         self.uri, self.experiment, self.parent_run_id = uri, experiment, parent_run_id
@@ -71,6 +73,4 @@ class TrialRunStatus(tune.Callback):
         client = MlflowClient(tracking_uri=self.uri)
         for run in trial_runs(client, self.experiment, self.parent_run_id, trial_id):
             if run.info.status == "RUNNING":
-                if status == "FINISHED":
-                    client.set_tag(run.info.run_id, "xlray.stopped_early", "true")
                 client.set_terminated(run.info.run_id, status=status)
