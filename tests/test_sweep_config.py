@@ -207,3 +207,10 @@ def test_report_reads_trials_from_mlflow_into_tables_and_plots(tmp_path):
         "| bert | xl | reg_lambda=1 | xl | accuracy | 0.400 ± 0.020 |  | 0.600 (b p=0.001) |"
         in (tmp_path / "report" / "summary.md").read_text()
     )
+
+
+def test_bad_template_field_fails_up_front_even_without_a_space(tmp_path):
+    data = demo(space={})
+    data["adjust"]["optim"]["lrr"] = 1e-3
+    with pytest.raises(XlrayError, match=r"adjust \(with this trial's hyperparameters\): optim\.lrr: unknown field"):
+        check_space(SweepConfig.model_validate(data))

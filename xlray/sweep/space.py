@@ -38,7 +38,12 @@ def template(cfg: SweepConfig, stage: str) -> dict[str, Any]:
 
 
 def check_space(cfg: SweepConfig) -> None:
-    """Every hyperparameter names an existing field, and every value it can take gives a valid stage config."""
+    """The templates make valid stage configs for every model and language group, every hyperparameter names an
+    existing field, and every value it can take gives a valid stage config."""
+    for label in cfg.models:
+        for group in cfg.language_groups():
+            probe(cfg, {"model": label, "languages": group_label(group)}, "")
+    first = {"model": next(iter(cfg.models)), "languages": group_label(cfg.language_groups()[0])}
     for key, dim in cfg.space.items():
         stage, _, path = key.partition(".")
         if stage not in STAGES or not path:
@@ -52,11 +57,15 @@ def check_space(cfg: SweepConfig) -> None:
         if cfg.search.algorithm == "grid" and dim.kind != "grid":
             raise XlrayError(f"space.{key}: search.algorithm grid needs grid values, not {dim.kind}")
         for value in dim.probe_values():
-            try:
-                trial = {"model": next(iter(cfg.models)), "languages": group_label(cfg.language_groups()[0])}
-                stage_configs(cfg, {**trial, key: value}, Path("trial"), TrackingConfig(enabled=False))
-            except XlrayError as exc:
-                raise XlrayError(f"space.{key}={value!r}: {exc}") from None
+            probe(cfg, {**first, key: value}, f"space.{key}={value!r}: ")
+
+
+def probe(cfg: SweepConfig, trial: dict[str, Any], where: str) -> None:
+    """Build (and so validate) one trial's stage configs; errors say which hyperparameter value caused them."""
+    try:
+        stage_configs(cfg, trial, Path("trial"), TrackingConfig(enabled=False))
+    except XlrayError as exc:
+        raise XlrayError(f"{where}{exc}") from None
 
 
 def has_path(data: Any, parts: list[str]) -> bool:
