@@ -10,10 +10,7 @@ pytestmark = pytest.mark.integration
 
 def test_demo_runs_and_logs_to_mlflow(ray_session, tmp_path, capsys):
     config = tmp_path / "demo.yaml"
-    config.write_text(
-        "stage: demo\n"
-        "world: {parallel_sentences: 300, languages: [xd], task_train: 60, task_test: 30}\n"
-    )
+    config.write_text("stage: demo\nworld: {parallel_sentences: 300, languages: [xd], task_train: 60, task_test: 30}\n")
     assert main(["demo", "--config", str(config), "--output", str(tmp_path / "out")]) == 0
     printed = capsys.readouterr().out
     uri = f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}"
