@@ -160,15 +160,21 @@ def test_fast_hdbscan_approximate_and_exact_trees_agree_above_30_dimensions():
 def test_fast_hdbscan_neighbors_setting_picks_the_spanning_tree(monkeypatch):
     import fast_hdbscan.nndescent
 
-    def no_graph(*args, **kwargs):
+    calls = []
+
+    def no_graph(x, min_samples, knn_k, random_state):
+        calls.append((min_samples, knn_k, random_state))
         raise RuntimeError("k-NN graph path taken")
 
     monkeypatch.setattr(fast_hdbscan.nndescent, "compute_mst_from_knn_graph", no_graph)
     x, y = planted(n_per=60, k=3, dim=40)
     assert adjusted_rand_score(y, cluster(x, FastHdbscanConfig(min_cluster_size=10, neighbors="exact")).labels) == 1
     assert adjusted_rand_score(y, cluster(x[:, :30], FastHdbscanConfig(min_cluster_size=10)).labels) == 1
-    with pytest.raises(RuntimeError, match="k-NN graph path taken"):
-        cluster(x, FastHdbscanConfig(min_cluster_size=10))
+    assert calls == []
+    for knn_k in (None, 25, 5):
+        with pytest.raises(RuntimeError, match="k-NN graph path taken"):
+            cluster(x, FastHdbscanConfig(min_cluster_size=10, knn_k=knn_k), seed=3)
+    assert calls == [(10, 20, 3), (10, 25, 3), (10, 10, 3)]  # default 2 x min_samples, never below min_samples
     with pytest.raises(XlrayError, match=r"clustering.fast-hdbscan.neighbors"):
         validate(Holder, {"clustering": {"method": "fast-hdbscan", "neighbors": "approx"}}, "c.yaml")
     with pytest.raises(XlrayError, match=r"clustering.fast-hdbscan.knn_k"):
