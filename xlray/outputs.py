@@ -32,6 +32,12 @@ def write_json(path: Path, data: Any) -> Path:
     return atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8"))
 
 
+def read_json(path: Path) -> Any:
+    """The JSON at ``path``, or None if there is no such file (an output not written yet)."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def write_parquet(frame: Any, path: Path) -> Path:
     """Write a polars DataFrame as Parquet atomically."""
     return atomic(path, lambda tmp: frame.write_parquet(tmp))

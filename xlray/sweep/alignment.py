@@ -8,27 +8,27 @@ Logged with step = layer: ``align.<checkpoint>.<aligned|unaligned|drift|ratio>.<
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from xlray.adjust.config import AdjustConfig
 from xlray.configs import ModelConfig
-from xlray.outputs import write_json
+from xlray.outputs import read_json, write_json
 
 Stats = dict[str, dict[str, list[float | None]]]  # {language or "all": {kind: [value per layer]}}
 
 
 def adjust_stats(adjust: AdjustConfig) -> dict[str, Stats]:
     """``{"original": before, "adjusted": after}`` from the adjustment's stats.json."""
-    saved = json.loads((Path(adjust.output_dir) / "stats.json").read_text(encoding="utf-8"))
+    saved = read_json(Path(adjust.output_dir) / "stats.json")
     return {"original": saved["before"], "adjusted": saved["after"]}
 
 
 def checkpoint_stats(checkpoint: Path, adjust: AdjustConfig, cache: Path) -> Stats:
     """Held-out distances of a fine-tuned checkpoint against the original model (cached in ``cache``)."""
-    if cache.is_file():
-        return json.loads(cache.read_text(encoding="utf-8"))
+    cached = read_json(cache)
+    if cached is not None:
+        return cached
     from xlray.adjust.loss import encoder_of
     from xlray.adjust.measure import distance_stats
     from xlray.adjust.pairs import read_pairs
@@ -61,22 +61,17 @@ def with_ratio(stats: Stats) -> Stats:
     return out
 
 
-def log_layers(sink: Any, name: str, stats: Stats) -> None:
-    """Per-layer curves: one metric per checkpoint, kind and language, step = layer."""
-    layers = len(next(iter(stats.values()))["aligned"])
-    for layer in range(layers):
-        sink.log_metrics(
-            {
-                f"align.{name}.{kind}.{key}": values[layer]
-                for key, kinds in stats.items()
-                for kind, values in kinds.items()
-            },
-            step=layer,
-        )
+def record(sink: Any, name: str, stats: Stats, layer: int) -> dict[str, float | None]:
+    """Log one checkpoint's curves (with the ratio) per layer, step = layer; return them at the adjustment's
+    ``layer`` as Tune result keys ``align.<checkpoint>.<kind>.<language or all>``."""
+    stats = with_ratio(stats)
+    for step in range(len(next(iter(stats.values()))["aligned"])):
+        sink.log_metrics(at_layer(name, stats, step), step=step)
+    return at_layer(name, stats, layer)
 
 
 def at_layer(name: str, stats: Stats, layer: int) -> dict[str, float | None]:
-    """Tune result keys at the adjustment's layer: ``align.<checkpoint>.<kind>.<language or all>``."""
+    """``align.<checkpoint>.<kind>.<language or all>`` -> the value at one layer."""
     return {
         f"align.{name}.{kind}.{key}": values[layer] for key, kinds in stats.items() for kind, values in kinds.items()
     }

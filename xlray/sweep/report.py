@@ -12,7 +12,6 @@ and logs them to the parent run (folder ``report``), so the MLflow UI shows them
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import polars as pl
 
 from xlray.configs import load_config
 from xlray.errors import XlrayError
-from xlray.outputs import atomic
+from xlray.outputs import atomic, read_json
 from xlray.sweep.config import SweepConfig
 
 PER_LAYER = ("align.", "concepts.")
@@ -30,9 +29,9 @@ def main(config_path: str | Path) -> int:
     """CLI entry: report on the sweep a config describes (it must have started: output_dir/sweep.json)."""
     cfg = load_config(config_path, SweepConfig)
     state_path = Path(cfg.output_dir) / "sweep.json"
-    if not state_path.is_file():
+    state = read_json(state_path)
+    if state is None:
         raise XlrayError(f"{config_path}: no sweep has started in {cfg.output_dir} ({state_path} is missing)")
-    state = json.loads(state_path.read_text(encoding="utf-8"))
     if not state.get("tracking_uri"):
         raise XlrayError(f"{config_path}: tracking.enabled is false, so MLflow holds nothing to report on")
     from xlray.tracking import client_for

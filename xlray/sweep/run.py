@@ -14,14 +14,13 @@ Output folder:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 from xlray.configs import load_config
 from xlray.errors import XlrayError
-from xlray.outputs import finished_manifest, write_json
+from xlray.outputs import finished_manifest, read_json, write_json
 from xlray.sweep.concepts import check_step
 from xlray.sweep.config import SweepConfig
 from xlray.sweep.metrics import check_metrics
@@ -99,8 +98,7 @@ def comparable(cfg: SweepConfig) -> dict[str, Any]:
 
 def started_state(cfg: SweepConfig, out: Path, resume: bool) -> dict[str, Any] | None:
     """The saved state of a started sweep: required with --resume, refused without it."""
-    path = out / STATE
-    state = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    state = read_json(out / STATE)
     if state is None and resume:
         raise XlrayError(f"--resume: {out} holds no started sweep ({STATE} is missing); run it without --resume")
     if state is not None and not resume:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from xlray.configs import ModelConfig, TrackingConfig
-from xlray.outputs import write_json
+from xlray.outputs import read_json, write_json
 from xlray.sweep import alignment
 from xlray.sweep.config import SweepConfig
 from xlray.sweep.space import SWEPT, stage_configs, trial_label
@@ -64,10 +64,10 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             result.update(step(sink))
             if k == len(steps):
                 result["trial_seconds"] = time.perf_counter() - started
-                write_json(folder / RESULT, {"trial": trial, "result": clean(result)})
+                write_json(folder / RESULT, {"trial": trial, "result": numbers(result)})
                 log_event(folder, "finished")
             if k == len(steps) or cfg.scheduler.kind != "none":  # intermediate results only feed a scheduler
-                if not report(clean(result)):  # Tune stopped the trial (its scheduler): the run ends FINISHED
+                if not report(numbers(result)):  # Tune stopped the trial (its scheduler): the run ends FINISHED
                     if k < len(steps):
                         sink.set_tags({"xlray.stopped_early": "true"})
                     raise SystemExit(0)  # hand the stop back to Tune, as its report did
@@ -108,9 +108,7 @@ def adjust_step(adjust: Any, measured: list[str], sink: Sink) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, stats in alignment.adjust_stats(adjust).items():
         if name in measured:
-            stats = alignment.with_ratio(stats)
-            alignment.log_layers(sink, name, stats)
-            out.update(alignment.at_layer(name, stats, adjust.loss.layer))
+            out.update(alignment.record(sink, name, stats, adjust.loss.layer))
     return out
 
 
@@ -126,9 +124,8 @@ def evaluate_step(ev: Any, adjust: Any, measure: bool, folder: Path, sink: Sink)
     if measure:
         checkpoint = Path(ev.output_dir) / f"seed-{ev.seeds[0]}" / "checkpoint"
         name = f"{ev.condition}-tuned"
-        stats = alignment.with_ratio(alignment.checkpoint_stats(checkpoint, adjust, folder / "align" / f"{name}.json"))
-        alignment.log_layers(sink, name, stats)
-        out.update(alignment.at_layer(name, stats, adjust.loss.layer))
+        stats = alignment.checkpoint_stats(checkpoint, adjust, folder / "align" / f"{name}.json")
+        out.update(alignment.record(sink, name, stats, adjust.loss.layer))
     return out
 
 
@@ -175,10 +172,6 @@ def log_event(folder: Path, event: str) -> None:
         f.write(json.dumps({"event": event, "time": time.time()}) + "\n")
 
 
-def clean(result: dict[str, Any]) -> dict[str, float]:
+def numbers(result: dict[str, Any]) -> dict[str, float]:
     """Numbers only, NaN and None dropped (Tune and MLflow both want plain finite numbers)."""
     return {k: float(v) for k, v in result.items() if isinstance(v, int | float) and v == v}
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None

@@ -15,7 +15,6 @@ Output folder:
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from pathlib import Path
@@ -29,6 +28,7 @@ from xlray import outputs
 from xlray.configs import load_config
 from xlray.errors import XlrayError
 from xlray.models import LoadedModel, describe, load_model
+from xlray.outputs import read_json
 from xlray.stats import seed_summary
 from xlray.tasks.common import task_module
 from xlray.tasks.config import EvaluateConfig
@@ -224,10 +224,6 @@ def seed_key(cfg: EvaluateConfig) -> dict[str, Any]:
 def run_key(cfg: EvaluateConfig) -> dict[str, Any]:
     """The config fields that decide the whole run's outputs (all but tracking)."""
     return cfg.model_dump(mode="json", exclude={"tracking"})
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def write_json(path: Path, data: Any) -> None:
