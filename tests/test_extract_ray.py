@@ -58,10 +58,15 @@ def test_cap_counts_and_reader(ray_session, assets, tmp_path):
         acts.matrix(2, "zz")
 
 
-def test_resume_after_interruption_gives_the_same_rows(ray_session, assets, tmp_path):
-    cfg = config(assets, tmp_path, "full")
-    run_extract(cfg)
-    want = rows(tmp_path / "full")
+@pytest.fixture(scope="module")
+def uninterrupted(ray_session, assets, tmp_path_factory):
+    """Rows of one uninterrupted run through the GPU stages (tokenizer actor, forward actor on the fake GPU, writer)."""
+    tmp = tmp_path_factory.mktemp("uninterrupted")
+    run_extract(config(assets, tmp, "full"))
+    return rows(tmp / "full")
+
+
+def test_resume_after_interruption_gives_the_same_rows(ray_session, assets, tmp_path, uninterrupted):
     # An interrupted run: some shards written, a half-written temporary file, no manifest.
     cfg2 = config(assets, tmp_path, "resumed")
     run_extract(cfg2)
@@ -73,7 +78,14 @@ def test_resume_after_interruption_gives_the_same_rows(ray_session, assets, tmp_
     (out / "shards" / ".000-000001.parquet.tmp-123").write_bytes(b"PAR1 half written")
     manifest = run_extract(cfg2)
     assert manifest["counts"]["sentences"] == 4000
-    assert rows(out).equals(want)
+    assert rows(out).equals(uninterrupted)
+
+
+def test_cpu_actors_write_the_same_rows_as_the_gpu_stages(ray_session, assets, tmp_path, uninterrupted):
+    manifest = run_extract(config(assets, tmp_path, "cpu", gpus_per_actor=0, actors="auto"))
+    assert manifest["counts"]["sentences"] == 4000
+    assert 0 < manifest["counts"]["sentences_run"] < 4000  # the cap keeps nothing of some sentences
+    assert rows(tmp_path / "cpu").equals(uninterrupted)
 
 
 def test_truncation_is_counted(ray_session, assets, tmp_path):

@@ -111,35 +111,68 @@ def model_class(family: Family) -> Any:
     return MT5Model if family.has_decoder else AutoModel
 
 
-def load_model(cfg: ModelConfig, device: str = "cpu") -> LoadedModel:
-    """Load tokenizer and model for ``cfg`` on ``device``, safetensors only and no remote code by default."""
+def load_tokenizer(cfg: ModelConfig) -> Any:
+    """The checkpoint's fast tokenizer (word maps need ``word_ids``)."""
     from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(cfg.name, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    if not getattr(tokenizer, "is_fast", False):
+        raise XlrayError(f"model.name: {cfg.name} has no fast tokenizer (tokenizer.json); word maps need one")
+    return tokenizer
+
+
+def length_limit(cfg: ModelConfig, family: Family, conf: dict[str, Any], tokenizer: Any) -> int:
+    """Most tokens per sequence: the tokenizer's and position table's limit, at most 512 and ``cfg.max_length``."""
+    limit = min(tokenizer.model_max_length, conf.get("max_position_embeddings") or 512, 512)
+    if family.name == "xlm-roberta":
+        limit = min(limit, (conf.get("max_position_embeddings") or 514) - 2)
+    return min(cfg.max_length or limit, limit)
+
+
+def read_checkpoint(cfg: ModelConfig) -> tuple[dict[str, Any], Family, Any]:
+    """Config, family and tokenizer of a checkpoint, checked (no remote code, safetensors weights present)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     conf = read_model_config(cfg)
     family = resolve_family(cfg, conf.get("model_type", ""))
     check_weights(cfg)
-    common = {"revision": cfg.revision, "trust_remote_code": cfg.trust_remote_code}
-    tokenizer = AutoTokenizer.from_pretrained(cfg.name, **common)
-    if not getattr(tokenizer, "is_fast", False):
-        raise XlrayError(f"model.name: {cfg.name} has no fast tokenizer (tokenizer.json); word maps need one")
+    return conf, family, load_tokenizer(cfg)
+
+
+def model_facts(cfg: ModelConfig) -> dict[str, Any]:
+    """What `describe` says of a loaded model, read from its config and tokenizer without loading the weights."""
+    conf, family, tokenizer = read_checkpoint(cfg)
+    return {
+        "name": cfg.name,
+        "family": family.name,
+        "revision": cfg.revision or commit_of(cfg.name),
+        "layers": conf.get("num_hidden_layers") or conf.get("num_layers"),
+        "hidden_size": conf.get("hidden_size") or conf.get("d_model"),
+        "max_length": length_limit(cfg, family, conf, tokenizer),
+    }
+
+
+def load_model(cfg: ModelConfig, device: str = "cpu") -> LoadedModel:
+    """Load tokenizer and model for ``cfg`` on ``device``, safetensors only and no remote code by default."""
+    conf, family, tokenizer = read_checkpoint(cfg)
     try:
         model = model_class(family).from_pretrained(
-            cfg.name, use_safetensors=not cfg.allow_pickle_weights, dtype=torch_dtype(cfg, device), **common
+            cfg.name,
+            use_safetensors=not cfg.allow_pickle_weights,
+            dtype=torch_dtype(cfg, device),
+            revision=cfg.revision,
+            trust_remote_code=cfg.trust_remote_code,
         )
     except OSError as exc:
         raise XlrayError(f"model.name: cannot load weights of {cfg.name}: {str(exc).splitlines()[0]}") from None
     model.to(device).eval()
-    limit = min(tokenizer.model_max_length, conf.get("max_position_embeddings") or 512, 512)
-    if family.name == "xlm-roberta":
-        limit = min(limit, (conf.get("max_position_embeddings") or 514) - 2)
     return LoadedModel(
         cfg=cfg,
         family=family,
         model=model,
         tokenizer=tokenizer,
-        max_length=min(cfg.max_length or limit, limit),
+        max_length=length_limit(cfg, family, conf, tokenizer),
         num_layers=conf.get("num_hidden_layers") or conf.get("num_layers"),
         hidden_size=conf.get("hidden_size") or conf.get("d_model"),
         revision=cfg.revision or commit_of(cfg.name),

@@ -60,13 +60,19 @@ class ExtractConfig(Strict):
     )
     chunk_lines: int = Field(2048, ge=1, description="Sentences per input block (one output shard each)")
     batch_size: int = Field(64, ge=1, description="Sentences per forward pass (length-bucketed)")
-    actors: int = Field(1, ge=1, description="Forward actors in the pool")
+    actors: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="Forward actors in the pool; auto: as many as the cluster's GPUs (CPUs without GPUs) hold"
+    )
     gpus_per_actor: float | Literal["auto"] = Field("auto", description="auto: 1 if the cluster has GPUs, else 0")
-    tokenizer_actors: int = Field(1, ge=1)
+    tokenizer_actors: int = Field(
+        1, ge=1, description="Tokenizer actors feeding GPU actors (without GPUs each actor tokenizes its own chunks)"
+    )
     cpus_per_actor: float = Field(
         1.0, gt=0, description="CPUs each tokenizer and forward actor reserves (less in a sweep trial on a small node)"
     )
-    torch_threads: int | None = Field(None, ge=1, description="CPU threads per forward actor without a GPU")
+    torch_threads: int | None = Field(
+        None, ge=1, description="CPU threads per forward actor without a GPU; default: its cpus_per_actor"
+    )
     seed: int = 0
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

@@ -43,6 +43,12 @@ class Item:
     target_language: str | None = None
     target_words: list[str] | None = None
 
+    def side(self, name: str) -> tuple[str, str | None, list[str]]:
+        """(sentence id, language, words) of the ``source`` or the ``target`` side."""
+        if name == "source":
+            return self.sentence_id, self.language, self.words
+        return self.sentence_id, self.target_language, self.target_words or []
+
 
 def open_fs(path: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and path for a local path or a URI."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from xlray.configs import load_config
 from xlray.errors import XlrayError
-from xlray.extract.cap import merge_thresholds, smallest_hashes, type_key
+from xlray.extract.cap import merge_thresholds, occurrences, smallest_hashes
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Item, plan_chunks, read_chunk
 from xlray.extract.shards import MANIFEST, finished_shards, shard_stats
@@ -29,13 +29,7 @@ def chunk_hashes(cfg_json: str, chunk: dict, pairs: bool) -> dict[str, list[int]
     """First pass of the cap over one chunk (a Ray task)."""
     cfg = ExtractConfig.model_validate_json(cfg_json)
     items = [it for it in read_chunk(cfg.inputs, Chunk(**chunk), pairs) if isinstance(it, Item)]
-    occurrences = [(type_key(it.language, w), it.sentence_id, i, w) for it in items for i, w in enumerate(it.words)]
-    occurrences += [
-        (type_key(it.target_language, w), it.sentence_id, i, w)
-        for it in items
-        for i, w in enumerate(it.target_words or [])
-    ]
-    return smallest_hashes(occurrences, cfg.cap)
+    return smallest_hashes(*occurrences(it.side(side) for side in ("source", "target") for it in items), cfg.cap)
 
 
 def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> dict[str, int]:
@@ -101,18 +95,41 @@ def user_error(exc: BaseException) -> XlrayError | None:
     return None
 
 
+def pool_size(cfg: ExtractConfig, gpus: float, chunks: int) -> int:
+    """Forward actors: as configured, or ``auto``: as many as the cluster's GPUs (or CPUs, without GPUs) hold."""
+    import ray
+
+    if cfg.actors != "auto":
+        return cfg.actors
+    have = ray.cluster_resources()
+    fits = have.get("GPU", 0) // gpus if gpus else have.get("CPU", 1) // cfg.cpus_per_actor
+    return int(max(1, min(fits, chunks)))
+
+
 def pipeline(
     cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_length: int, thresholds_ref: Any, gpus: float
 ):
+    """The Ray Data plan: tokenize (CPU actors) -> forward (GPU actors) -> write (CPU tasks), or without GPUs one
+    CPU actor pool doing all three (each actor uses ``torch_threads`` or its reserved CPUs)."""
     import ray
     from ray.data import ActorPoolStrategy
 
-    from xlray.extract.stages import ForwardChunks, TokenizeChunks, write_shards
+    from xlray.extract.stages import ExtractChunks, ForwardChunks, TokenizeChunks, write_shards
 
     rows = [{"chunk_id": c.chunk_id, "chunk": json.dumps(asdict(c))} for c in todo]
     cfg_json = cfg.model_dump_json()
-    threads = cfg.torch_threads or max(1, (os.cpu_count() or 1) // cfg.actors)
+    shard_dir = str(Path(cfg.output_dir) / "shards")
+    threads = cfg.torch_threads or max(1, int(cfg.cpus_per_actor))
+    pool = ActorPoolStrategy(size=pool_size(cfg, gpus, len(todo)))
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
+    if not gpus:
+        return ds.map_batches(
+            ExtractChunks,
+            batch_size=1,
+            compute=pool,
+            fn_constructor_args=(cfg_json, max_length, thresholds_ref, layers, threads, shard_dir),
+            num_cpus=cfg.cpus_per_actor,
+        )
     ds = ds.map_batches(
         TokenizeChunks,
         batch_size=1,
@@ -123,21 +140,19 @@ def pipeline(
     ds = ds.map_batches(
         ForwardChunks,
         batch_size=1,
-        compute=ActorPoolStrategy(size=cfg.actors),
+        compute=pool,
         fn_constructor_args=(cfg_json, layers, threads),
         num_gpus=gpus,
         num_cpus=cfg.cpus_per_actor,
     )
-    return ds.map_batches(
-        write_shards, batch_size=1, fn_kwargs={"shard_dir": str(Path(cfg.output_dir) / "shards")}, num_cpus=0.25
-    )
+    return ds.map_batches(write_shards, batch_size=1, fn_kwargs={"shard_dir": shard_dir}, num_cpus=0.25)
 
 
 def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
     """Run (or resume) an extraction; returns the manifest."""
     import ray
 
-    from xlray.models import describe, load_model
+    from xlray.models import model_facts
 
     out = Path(cfg.output_dir)
     manifest_path = out / MANIFEST
@@ -147,21 +162,19 @@ def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
         return done
     (out / "shards").mkdir(parents=True, exist_ok=True)
     chunks = plan_chunks(cfg.inputs, cfg.chunk_lines)
-    lm = load_model(cfg.model, "cpu")  # facts only (layers, width, limit); actors load their own copy
-    model_facts = describe(lm)
-    layers = resolve_layers(cfg, lm.num_layers)
-    del lm
+    facts = model_facts(cfg.model)  # config and tokenizer only; the actors load the weights
+    layers = resolve_layers(cfg, facts["layers"])
     start_ray(cfg.ray)
     started = time.perf_counter()
     with open_run(cfg.tracking, f"extract {Path(cfg.model.name).name}", out, tags={"xlray.stage": "extract"}) as sink:
-        sink.log_params({"config": cfg.model_dump(mode="json"), "model": model_facts})
+        sink.log_params({"config": cfg.model_dump(mode="json"), "model": facts})
         try:
             thresholds = cap_thresholds(cfg, chunks, out)
             done = finished_shards(out / "shards")
             todo = [c for c in chunks if c.chunk_id not in done]
             print(f"[extract] {len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to run")
             if todo:
-                ds = pipeline(cfg, todo, layers, model_facts["max_length"], ray.put(thresholds), gpus_per_actor(cfg))
+                ds = pipeline(cfg, todo, layers, facts["max_length"], ray.put(thresholds), gpus_per_actor(cfg))
                 for k, row in enumerate(ds.iter_rows(), 1):
                     stats = json.loads(row["stats"])
                     kept = stats.get("encoder_kept", 0)
@@ -183,7 +196,7 @@ def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
         words_run = sum(v for k, v in totals.items() if k.endswith("_words") and not k.endswith("truncated_words"))
         manifest = {
             "config": cfg.model_dump(mode="json"),
-            "model": model_facts,
+            "model": facts,
             "layers": layers,
             "shards": [f"shards/{c.chunk_id}.parquet" for c in chunks],
             "counts": dict(totals),

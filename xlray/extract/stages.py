@@ -1,6 +1,8 @@
-"""The three Ray Data stages of extraction: tokenize (CPU actors), forward (GPU actors), write (CPU tasks).
+"""The Ray Data stages of extraction: tokenize (CPU actors), forward (GPU actors), write (CPU tasks).
 
 A chunk of input travels as one row from stage to stage, so each output shard is exactly one input chunk.
+Without GPUs one actor does all three for its chunks (`ExtractChunks`): a separate tokenizer stage would only take
+cores from the forward pass. Sentences in which the cap keeps no word are not run through the model at all.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pyarrow as pa
 
 from xlray.configs import ModelConfig
 from xlray.errors import XlrayError
-from xlray.extract.cap import UNCAPPED, occurrence_hash, type_key
+from xlray.extract.cap import keep_mask, occurrences
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Invalid, Item, read_chunk
 
@@ -55,11 +57,11 @@ class TokenizeChunks:
         )
         self.pairs = "decoder" in self.cfg.sites
 
-    def keep_mask(self, item_id: str, language: str | None, words: list[str]) -> list[bool]:
-        limits = self.thresholds
-        return [
-            occurrence_hash(item_id, i, w) <= limits.get(type_key(language, w), UNCAPPED) for i, w in enumerate(words)
-        ]
+    def keep(self, items: list[Item], side: str) -> list[np.ndarray]:
+        """Per item, which of its words (of ``side``: source or target) the cap keeps."""
+        sentences = [it.side(side) for it in items]
+        mask = keep_mask(*occurrences(sentences), self.thresholds)
+        return np.split(mask, np.cumsum([len(words) for _, _, words in sentences])[:-1]) if items else []
 
     def tokenize(self, sentences: list[list[str]]) -> dict[str, Any]:
         from xlray.wordmap import tokenize_words
@@ -77,14 +79,12 @@ class TokenizeChunks:
                 "chunk": asdict(chunk),
                 "items": [asdict(it) for it in items],
                 "source": self.tokenize([it.words for it in items]),
-                "keep": [self.keep_mask(it.sentence_id, it.language, it.words) for it in items],
+                "keep": self.keep(items, "source"),
                 "stats": dict(stats),
             }
             if self.pairs:
                 payload["target"] = self.tokenize([it.target_words or [] for it in items])
-                payload["target_keep"] = [
-                    self.keep_mask(it.sentence_id, it.target_language, it.target_words or []) for it in items
-                ]
+                payload["target_keep"] = self.keep(items, "target")
             out.append(payload)
         return {"chunk_id": batch["chunk_id"], "payload": np.array(out, dtype=object)}
 
@@ -109,14 +109,17 @@ class ForwardChunks:
         self.layers = layers
         self.np_dtype = np.float16 if self.cfg.dtype == "float16" else np.float32
 
-    def forward(self, payload: dict[str, Any], order: np.ndarray) -> dict[tuple[str, int], list[np.ndarray]]:
+    def forward(self, payload: dict[str, Any], order: np.ndarray) -> dict[str, list[np.ndarray]]:
+        """Vectors of the kept words of the sentences ``order`` (in that order): per site, per batch an array
+        [layers, kept words, hidden] (stacked on the device, so one copy to the host per batch and site)."""
         import torch
 
         from xlray.models import hidden_states
         from xlray.wordmap import collate, pool_words
 
         pad = self.lm.tokenizer.pad_token_id or 0
-        pooled: dict[tuple[str, int], list[np.ndarray]] = {}
+        dtype = torch.float16 if self.cfg.dtype == "float16" else torch.float32
+        pooled: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(order), self.cfg.batch_size):
             idx = order[start : start + self.cfg.batch_size]
             batches = {}
@@ -134,20 +137,31 @@ class ForwardChunks:
             }
             with torch.inference_mode():
                 states = hidden_states(self.lm, to_dev["source"], to_dev.get("target"))
-            for site in self.cfg.sites:
-                enc = batches["source" if site == "encoder" else "target"]
-                for layer in self.layers:
-                    vectors = pool_words(states[site][layer], enc, self.cfg.pooling)
-                    pooled.setdefault((site, layer), []).append(vectors.float().cpu().numpy().astype(self.np_dtype))
+                for site in self.cfg.sites:
+                    side = "source" if site == "encoder" else "target"
+                    enc = batches[side]
+                    wanted = kept_among(payload[KEEP[side]], idx, enc.kept_words).to(self.lm.device)
+                    vectors = torch.stack(
+                        [pool_words(states[site][layer], enc, self.cfg.pooling).index_select(0, wanted)
+                         for layer in self.layers]
+                    )  # fmt: skip
+                    pooled.setdefault(site, []).append(vectors.to(dtype).cpu().numpy())
         return pooled
+
+    def table(self, payload: dict[str, Any]) -> tuple[pa.Table, dict[str, int]]:
+        """The chunk's table of kept occurrences and its counts."""
+        lengths = np.asarray([len(x) for x in payload["source"]["ids"]])
+        order = np.argsort(lengths, kind="stable")  # length buckets: little padding
+        needed = needs_forward(payload, self.cfg.sites)
+        run = order[needed[order]]
+        pooled = self.forward(payload, run) if len(run) else {}
+        table, stats = build_table(payload, order, pooled, self.layers, self.cfg, self.lm.hidden_size)
+        return table, stats | {"sentences_run": len(run)}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         tables, stats_out = [], []
         for payload in batch["payload"]:
-            lengths = np.asarray([len(x) for x in payload["source"]["ids"]])
-            order = np.argsort(lengths, kind="stable")  # length buckets: little padding
-            pooled = self.forward(payload, order) if len(order) else {}
-            table, stats = build_table(payload, order, pooled, self.cfg, self.lm.hidden_size)
+            table, stats = self.table(payload)
             sink = io.BytesIO()
             with pa.ipc.new_stream(sink, table.schema) as writer:
                 writer.write_table(table)
@@ -160,11 +174,47 @@ class ForwardChunks:
         }
 
 
+class ExtractChunks:
+    """CPU-only actor: tokenizes, runs and writes its own chunks, one after another on its own cores."""
+
+    def __init__(
+        self, cfg_json: str, max_length: int, thresholds_ref: Any, layers: list[int], threads: int, shard_dir: str
+    ):
+        self.tokenize = TokenizeChunks(cfg_json, max_length, thresholds_ref)
+        self.forward = ForwardChunks(cfg_json, layers, threads)
+        self.shard_dir = shard_dir
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        tokenized = self.tokenize(batch)
+        stats_out = []
+        for chunk_id, payload in zip(tokenized["chunk_id"], tokenized["payload"], strict=True):
+            table, stats = self.forward.table(payload)
+            stats_out.append(json.dumps(stats))
+            write_shard(self.shard_dir, chunk_id, table, stats_out[-1])
+        return {"chunk_id": batch["chunk_id"], "stats": np.array(stats_out, dtype=object)}
+
+
+KEEP = {"source": "keep", "target": "target_keep"}  # payload key of each side's keep masks
+
+
+def needs_forward(payload: dict[str, Any], sites: list[str]) -> np.ndarray:
+    """Per item: whether the cap keeps any of its words at some site (the others need no forward pass)."""
+    masks = [payload[KEEP["source" if site == "encoder" else "target"]] for site in sites]
+    return np.asarray([any(mask[i].any() for mask in masks) for i in range(len(payload["items"]))], dtype=bool)
+
+
+def kept_among(keep: list[np.ndarray], idx: np.ndarray, words: list[np.ndarray]) -> Any:
+    """Positions, among a batch's word vectors (``words[b]`` of item ``idx[b]``, in order), of the kept words."""
+    import torch
+
+    masks = [keep[i][w] for i, w in zip(idx, words, strict=True)]
+    return torch.from_numpy(np.flatnonzero(np.concatenate(masks)) if masks else np.zeros(0, np.int64))
+
+
 def kept_rows(payload: dict[str, Any], order: np.ndarray, side: str) -> tuple[list[int], list[int], dict[str, int]]:
-    """For words with a vector (in forward order): which item and word each is, which the cap keeps, and counts."""
-    tok, keep = payload[side], payload["keep" if side == "source" else "target_keep"]
-    word_of, item_of, kept_pos, counts = [], [], [], Counter()
-    pos = 0
+    """Kept words in forward order (which item and word each is), and counts of words, truncations and capping."""
+    tok, keep = payload[side], payload[KEEP[side]]
+    word_of, item_of, counts = [], [], Counter()
     for i in order:
         words_here = sorted({w for w in tok["word_ids"][i] if w >= 0})
         n_words = len(keep[i])
@@ -173,41 +223,40 @@ def kept_rows(payload: dict[str, Any], order: np.ndarray, side: str) -> tuple[li
         counts["truncated_sentences"] += int(tok["truncated"][i])
         for w in words_here:
             if keep[i][w]:
-                kept_pos.append(pos)
                 item_of.append(int(i))
                 word_of.append(w)
             else:
                 counts["capped"] += 1
-            pos += 1
-    counts["kept"] = len(kept_pos)
-    return item_of, word_of, {"positions": kept_pos, **counts}
+    counts["kept"] = len(item_of)
+    return item_of, word_of, counts
 
 
-def build_table(payload: dict[str, Any], order: np.ndarray, pooled: dict, cfg: ExtractConfig, width: int):
+def build_table(
+    payload: dict[str, Any], order: np.ndarray, pooled: dict, layers: list[int], cfg: ExtractConfig, width: int
+) -> tuple[pa.Table, dict[str, int]]:
     """One Arrow table of kept occurrences: sentence_id, language, word, word_index, site, layer, vector."""
     columns: dict[str, list] = {k: [] for k in ("sentence_id", "language", "word", "word_index", "site", "layer")}
     vectors = []
     stats: Counter = Counter(payload["stats"])
     stats["sentences"] += len(payload["items"])
+    items = payload["items"]
     for site in cfg.sites:
         side = "source" if site == "encoder" else "target"
         item_of, word_of, counts = kept_rows(payload, order, side)
-        positions = np.asarray(counts.pop("positions"), dtype=np.int64)
         for key, value in counts.items():
             stats[f"{site}_{key}"] += value
-        items = payload["items"]
+        if not item_of:
+            continue
         lang_key, words_key = ("language", "words") if side == "source" else ("target_language", "target_words")
-        for layer in sorted({layer for s, layer in pooled if s == site}):
-            columns["sentence_id"] += [items[i]["sentence_id"] for i in item_of]
-            columns["language"] += [items[i][lang_key] for i in item_of]
-            columns["word"] += [items[i][words_key][w] for i, w in zip(item_of, word_of, strict=True)]
-            columns["word_index"] += word_of
-            columns["site"] += [site] * len(item_of)
-            columns["layer"] += [layer] * len(item_of)
-            vectors.append(np.concatenate(pooled[(site, layer)])[positions])
-    flat = np.concatenate(vectors).reshape(-1) if vectors else np.zeros(0, np.float16)
+        columns["sentence_id"] += [items[i]["sentence_id"] for i in item_of] * len(layers)
+        columns["language"] += [items[i][lang_key] for i in item_of] * len(layers)
+        columns["word"] += [items[i][words_key][w] for i, w in zip(item_of, word_of, strict=True)] * len(layers)
+        columns["word_index"] += word_of * len(layers)
+        columns["site"] += [site] * (len(item_of) * len(layers))
+        columns["layer"] += [layer for layer in layers for _ in item_of]
+        vectors.append(np.concatenate(pooled[site], axis=1).reshape(-1))  # layer after layer, as the columns
     np_type = np.float16 if cfg.dtype == "float16" else np.float32
-    vector = pa.FixedSizeListArray.from_arrays(pa.array(flat.astype(np_type)), width)
+    flat = np.concatenate(vectors) if vectors else np.zeros(0, np_type)
     table = pa.table(
         {
             "sentence_id": pa.array(columns["sentence_id"], pa.string()),
@@ -216,21 +265,35 @@ def build_table(payload: dict[str, Any], order: np.ndarray, pooled: dict, cfg: E
             "word_index": pa.array(columns["word_index"], pa.int32()),
             "site": pa.array(columns["site"], pa.string()),
             "layer": pa.array(columns["layer"], pa.int16()),
-            "vector": vector.cast(vector_type(cfg.dtype, width)),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), type=vector_type(cfg.dtype, width)),
         }
     )
     return table, dict(stats)
 
 
-def write_shards(batch: dict[str, np.ndarray], shard_dir: str) -> dict[str, np.ndarray]:
-    """CPU task: write each chunk's table as ``<chunk_id>.parquet`` (temp name, then rename) with its stats."""
+def write_shard(shard_dir: str, chunk_id: str, table: pa.Table, stats_json: str) -> None:
+    """``<chunk_id>.parquet`` with its counts in the schema metadata, written under a temporary name, then renamed."""
     import pyarrow.parquet as pq
 
+    table = table.replace_schema_metadata({b"xlray.stats": stats_json.encode()})
+    final = os.path.join(shard_dir, f"{chunk_id}.parquet")
+    tmp = os.path.join(shard_dir, f".{chunk_id}.parquet.tmp-{os.getpid()}")
+    labels = ["sentence_id", "language", "word", "site"]
+    pq.write_table(
+        table,
+        tmp,
+        compression="zstd",
+        compression_level=1,
+        use_dictionary=labels,  # a dictionary and statistics of float16 values cost more than they save
+        write_statistics=[*labels, "word_index", "layer"],
+        column_encoding={"vector.list.element": "BYTE_STREAM_SPLIT"},  # floats' bytes apart: zstd packs them
+        row_group_size=65536,
+    )
+    os.replace(tmp, final)
+
+
+def write_shards(batch: dict[str, np.ndarray], shard_dir: str) -> dict[str, np.ndarray]:
+    """CPU task after the GPU stage: write each chunk's table (sent as Arrow IPC bytes) as a shard."""
     for chunk_id, blob, stats in zip(batch["chunk_id"], batch["table"], batch["stats"], strict=True):
-        table = pa.ipc.open_stream(blob).read_all()
-        table = table.replace_schema_metadata({b"xlray.stats": stats.encode()})
-        final = os.path.join(shard_dir, f"{chunk_id}.parquet")
-        tmp = os.path.join(shard_dir, f".{chunk_id}.parquet.tmp-{os.getpid()}")
-        pq.write_table(table, tmp, compression="lz4", row_group_size=65536)
-        os.replace(tmp, final)
+        write_shard(shard_dir, chunk_id, pa.ipc.open_stream(blob).read_all(), stats)
     return {"chunk_id": batch["chunk_id"], "stats": batch["stats"]}

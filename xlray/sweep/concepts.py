@@ -47,7 +47,9 @@ def step_configs(step: ConceptsStep, model: ModelConfig, label: str, name: str, 
         "model": model.model_dump(), "output_dir": str(base / "extract"), "languages": [lang, "en"],
         "inputs": [{"format": "parallel", "source": source, "target": english,
                     "source_language": lang, "target_language": "en"}],
-        "ray": RayConfig(address="auto").model_dump(), "tracking": OFF.model_dump(), **with_lang(step.extract, lang),
+        "ray": RayConfig(address="auto").model_dump(), "tracking": OFF.model_dump(),
+        "actors": 1,  # beside the sweep's other trials, not as many as the cluster holds
+        **with_lang(step.extract, lang),
     }, "concepts.extract (with the trial's checkpoint and language)")  # fmt: skip
     concepts = validate(ConceptsConfig, {
         "activations": extract.output_dir, "source": lang, "target": "en", "output_dir": str(base / "concepts"),
