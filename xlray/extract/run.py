@@ -1,7 +1,8 @@
 """`xlray extract CONFIG`: corpus -> word-level activations per layer, as Parquet shards plus a manifest.
 
 Reads like a recipe: load config -> plan chunks -> cap thresholds -> Ray Data pipeline (tokenize on CPU actors,
-forward on GPU actors, write shards) -> manifest last -> log to MLflow. Finished shards are skipped on re-runs.
+forward on GPU actors, write shards; without GPUs one CPU actor pool does all three) -> manifest last -> log to
+MLflow. Finished shards are skipped on re-runs.
 """
 
 from __future__ import annotations

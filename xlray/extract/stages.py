@@ -107,7 +107,6 @@ class ForwardChunks:
             torch.set_num_threads(threads)
         self.lm = load_model(ModelConfig.model_validate(self.cfg.model.model_dump()), device())
         self.layers = layers
-        self.np_dtype = np.float16 if self.cfg.dtype == "float16" else np.float32
 
     def forward(self, payload: dict[str, Any], order: np.ndarray) -> dict[str, list[np.ndarray]]:
         """Vectors of the kept words of the sentences ``order`` (in that order): per site, per batch an array
@@ -138,9 +137,8 @@ class ForwardChunks:
             with torch.inference_mode():
                 states = hidden_states(self.lm, to_dev["source"], to_dev.get("target"))
                 for site in self.cfg.sites:
-                    side = "source" if site == "encoder" else "target"
-                    enc = batches[side]
-                    wanted = kept_among(payload[KEEP[side]], idx, enc.kept_words).to(self.lm.device)
+                    enc = batches[SIDE[site]]
+                    wanted = kept_among(payload[KEEP[SIDE[site]]], idx, enc.kept_words).to(self.lm.device)
                     vectors = torch.stack(
                         [pool_words(states[site][layer], enc, self.cfg.pooling).index_select(0, wanted)
                          for layer in self.layers]
@@ -194,12 +192,13 @@ class ExtractChunks:
         return {"chunk_id": batch["chunk_id"], "stats": np.array(stats_out, dtype=object)}
 
 
+SIDE = {"encoder": "source", "decoder": "target"}  # which side of an item each activation site reads
 KEEP = {"source": "keep", "target": "target_keep"}  # payload key of each side's keep masks
 
 
 def needs_forward(payload: dict[str, Any], sites: list[str]) -> np.ndarray:
     """Per item: whether the cap keeps any of its words at some site (the others need no forward pass)."""
-    masks = [payload[KEEP["source" if site == "encoder" else "target"]] for site in sites]
+    masks = [payload[KEEP[SIDE[site]]] for site in sites]
     return np.asarray([any(mask[i].any() for mask in masks) for i in range(len(payload["items"]))], dtype=bool)
 
 
@@ -241,7 +240,7 @@ def build_table(
     stats["sentences"] += len(payload["items"])
     items = payload["items"]
     for site in cfg.sites:
-        side = "source" if site == "encoder" else "target"
+        side = SIDE[site]
         item_of, word_of, counts = kept_rows(payload, order, side)
         for key, value in counts.items():
             stats[f"{site}_{key}"] += value
