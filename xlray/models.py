@@ -140,9 +140,8 @@ def read_checkpoint(cfg: ModelConfig) -> tuple[dict[str, Any], Family, Any]:
     return conf, family, load_tokenizer(cfg)
 
 
-def model_facts(cfg: ModelConfig) -> dict[str, Any]:
-    """What `describe` says of a loaded model, read from its config and tokenizer without loading the weights."""
-    conf, family, tokenizer = read_checkpoint(cfg)
+def facts_of(cfg: ModelConfig, conf: dict[str, Any], family: Family, tokenizer: Any) -> dict[str, Any]:
+    """The facts `describe` reports (name, family, revision, layers, width, length limit) of a read checkpoint."""
     return {
         "name": cfg.name,
         "family": family.name,
@@ -151,6 +150,11 @@ def model_facts(cfg: ModelConfig) -> dict[str, Any]:
         "hidden_size": conf.get("hidden_size") or conf.get("d_model"),
         "max_length": length_limit(cfg, family, conf, tokenizer),
     }
+
+
+def model_facts(cfg: ModelConfig) -> dict[str, Any]:
+    """What `describe` says of a loaded model, read from its config and tokenizer without loading the weights."""
+    return facts_of(cfg, *read_checkpoint(cfg))
 
 
 def load_model(cfg: ModelConfig, device: str = "cpu") -> LoadedModel:
@@ -167,15 +171,16 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> LoadedModel:
     except OSError as exc:
         raise XlrayError(f"model.name: cannot load weights of {cfg.name}: {str(exc).splitlines()[0]}") from None
     model.to(device).eval()
+    facts = facts_of(cfg, conf, family, tokenizer)
     return LoadedModel(
         cfg=cfg,
         family=family,
         model=model,
         tokenizer=tokenizer,
-        max_length=length_limit(cfg, family, conf, tokenizer),
-        num_layers=conf.get("num_hidden_layers") or conf.get("num_layers"),
-        hidden_size=conf.get("hidden_size") or conf.get("d_model"),
-        revision=cfg.revision or commit_of(cfg.name),
+        max_length=facts["max_length"],
+        num_layers=facts["layers"],
+        hidden_size=facts["hidden_size"],
+        revision=facts["revision"],
     )
 
 

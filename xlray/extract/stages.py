@@ -42,15 +42,13 @@ def chunk_items(cfg: ExtractConfig, chunk: Chunk, pairs: bool, stats: Counter) -
 class TokenizeChunks:
     """CPU stage: read a chunk, tokenize its sentences, and mark which word occurrences the cap keeps."""
 
-    def __init__(self, cfg_json: str, max_length: int, thresholds_ref: Any):
+    def __init__(self, cfg_json: str, max_length: int, thresholds_ref: Any, tokenizer: Any = None):
         import ray
-        from transformers import AutoTokenizer
+
+        from xlray.models import load_tokenizer
 
         self.cfg = ExtractConfig.model_validate_json(cfg_json)
-        m = self.cfg.model
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            m.name, revision=m.revision, trust_remote_code=m.trust_remote_code
-        )
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(self.cfg.model)
         self.max_length = max_length
         self.thresholds: dict[str, int] = (
             thresholds_ref if isinstance(thresholds_ref, dict) else ray.get(thresholds_ref)
@@ -178,8 +176,8 @@ class ExtractChunks:
     def __init__(
         self, cfg_json: str, max_length: int, thresholds_ref: Any, layers: list[int], threads: int, shard_dir: str
     ):
-        self.tokenize = TokenizeChunks(cfg_json, max_length, thresholds_ref)
         self.forward = ForwardChunks(cfg_json, layers, threads)
+        self.tokenize = TokenizeChunks(cfg_json, max_length, thresholds_ref, self.forward.lm.tokenizer)
         self.shard_dir = shard_dir
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

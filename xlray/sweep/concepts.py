@@ -11,6 +11,7 @@ from typing import Any
 
 from xlray.configs import ModelConfig, RayConfig, TrackingConfig, validate
 from xlray.sweep.config import ConceptsStep, SweepConfig
+from xlray.sweep.space import tuned_checkpoint
 from xlray.tracking import PrefixedSink, Sink
 
 OFF = TrackingConfig(enabled=False)
@@ -34,7 +35,7 @@ def checkpoint_model(name: str, configs: dict[str, Any], original: ModelConfig) 
     if name == "adjusted":
         return ModelConfig(name=str(Path(configs["adjust"].output_dir) / "checkpoint"))
     ev = next(c for c in configs["evaluate"] if c.condition == name.removesuffix("-tuned"))
-    return ModelConfig(name=str(Path(ev.output_dir) / f"seed-{ev.seeds[0]}" / "checkpoint"))
+    return ModelConfig(name=str(tuned_checkpoint(ev)))
 
 
 def step_configs(step: ConceptsStep, model: ModelConfig, label: str, name: str, lang: str, base: Path) -> tuple:
@@ -42,7 +43,7 @@ def step_configs(step: ConceptsStep, model: ModelConfig, label: str, name: str, 
     from xlray.concepts.config import ConceptsConfig
     from xlray.extract.config import ExtractConfig
 
-    source, english = step.source.replace("{lang}", lang), step.english.replace("{lang}", lang)
+    source, english = with_lang(step.source, lang), with_lang(step.english, lang)
     extract = validate(ExtractConfig, {
         "model": model.model_dump(), "output_dir": str(base / "extract"), "languages": [lang, "en"],
         "inputs": [{"format": "parallel", "source": source, "target": english,

@@ -135,6 +135,11 @@ def stage_configs(
     return {"adjust": adjust, "evaluate": evaluate}
 
 
+def tuned_checkpoint(ev: EvaluateConfig) -> Path:
+    """The model a condition fine-tuned with its first seed (the ``<condition>-tuned`` checkpoint of a trial)."""
+    return Path(ev.output_dir) / f"seed-{ev.seeds[0]}" / "checkpoint"
+
+
 def param_space(cfg: SweepConfig) -> dict[str, Any]:
     """The Tune search space: model and language group as grids (categorical under Optuna), then the space."""
     from ray import tune

@@ -22,7 +22,7 @@ from xlray.configs import ModelConfig, TrackingConfig
 from xlray.outputs import read_json, write_json
 from xlray.sweep import alignment
 from xlray.sweep.config import SweepConfig
-from xlray.sweep.space import SWEPT, stage_configs, trial_label
+from xlray.sweep.space import SWEPT, stage_configs, trial_label, tuned_checkpoint
 from xlray.tracking import NullSink, PrefixedSink, Sink, client_for, experiment_id, open_run
 
 RESULT = "result.json"
@@ -122,9 +122,8 @@ def evaluate_step(ev: Any, adjust: Any, measure: bool, folder: Path, sink: Sink)
     out = {f"{prefix}.{lang}.{k}": v for lang, row in summary.items() for k, v in row.items()}
     out.update({f"{prefix}.targets_mean.{k}": v for k, v in manifest.get("targets_mean", {}).items()})
     if measure:
-        checkpoint = Path(ev.output_dir) / f"seed-{ev.seeds[0]}" / "checkpoint"
         name = f"{ev.condition}-tuned"
-        stats = alignment.checkpoint_stats(checkpoint, adjust, folder / "align" / f"{name}.json")
+        stats = alignment.checkpoint_stats(tuned_checkpoint(ev), adjust, folder / "align" / f"{name}.json")
         out.update(alignment.record(sink, name, stats, adjust.loss.layer))
     return out
 
