@@ -45,7 +45,7 @@ def read_token_file(path: str | Path) -> str:
     """The token stored in ``path`` (what `ray get-auth-token --generate` writes)."""
     path = Path(path).expanduser()
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        token = path.read_text(encoding="utf-8-sig").strip()  # a hand-written token file may start with a BOM
     except OSError as exc:
         raise XlrayError(f"{path}: cannot read the Ray token file: {exc.strerror}") from None
     if not token:

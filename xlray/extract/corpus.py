@@ -17,6 +17,7 @@ from pyarrow import fs as pafs
 
 from xlray.errors import XlrayError
 from xlray.extract.config import Corpus, ParallelCorpus, TableCorpus, TextCorpus
+from xlray.tasks.formats.textio import strip_bom
 
 READ_BLOCK = 1 << 22
 
@@ -122,7 +123,8 @@ def parquet_chunks(index: int, corpus: TableCorpus) -> list[Chunk]:
 
 
 def raw_lines(path: str, offset: int, first_line: int, n_lines: int) -> Iterator[tuple[int, bytes]]:
-    """Lines ``first_line ..`` (at most ``n_lines``) read from byte ``offset``, streamed in blocks."""
+    """Lines ``first_line ..`` (at most ``n_lines``) read from byte ``offset``, streamed in blocks, without LF or
+    CRLF; the file's leading BOM is dropped when reading from offset 0 (later chunks start past it)."""
     filesystem, where = open_fs(path)
     number, end = first_line, first_line + n_lines
     with filesystem.open_input_file(where) as handle:
@@ -134,6 +136,8 @@ def raw_lines(path: str, offset: int, first_line: int, n_lines: int) -> Iterator
             if not block and buffer:
                 lines.append(buffer)
             for raw in lines[: end - number]:
+                if offset == 0 and number == first_line:
+                    raw = strip_bom(raw)
                 yield number, raw.rstrip(b"\r")
                 number += 1
             if not block:

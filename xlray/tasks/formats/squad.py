@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from xlray.errors import XlrayError, where
-from xlray.tasks.formats.textio import atomic_text, existing_file
+from xlray.tasks.formats.textio import atomic_text, existing_file, strip_bom
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,10 @@ class ReadStats:
 
 
 def load_json(path: Path) -> Any:
-    """Parse a UTF-8 JSON file; bad bytes or bad JSON are errors naming file:line."""
-    raw = path.read_bytes()
+    """Parse a UTF-8 JSON file (a leading BOM is dropped); bad bytes or bad JSON are errors naming file:line."""
+    raw = strip_bom(path.read_bytes())
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         raise XlrayError(f"{where(path, line)}: invalid UTF-8; re-encode the file as UTF-8") from None

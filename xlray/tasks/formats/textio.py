@@ -1,4 +1,4 @@
-"""Line-level text I/O shared by the task formats: strict UTF-8 with file:line errors, atomic writes."""
+"""Line-level text I/O for the readers of user text: strict UTF-8 with file:line errors, one BOM rule, atomic writes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import TextIO
 
 from xlray.errors import XlrayError, where
+
+BOM = b"\xef\xbb\xbf"  # the UTF-8 byte-order mark, codecs.BOM_UTF8
+
+
+def strip_bom(first: bytes) -> bytes:
+    """A file's first line (or bytes from offset 0) without a leading UTF-8 BOM, which Windows editors write.
+
+    Call it on the start of a file only: a BOM anywhere else is a character of the text and is kept.
+    """
+    return first[len(BOM) :] if first.startswith(BOM) else first
 
 
 def existing_file(path: str | Path) -> Path:
@@ -31,14 +41,11 @@ def decode_line(raw: bytes, path: Path, number: int) -> str:
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line number from 1, text without line ending)`` one at a time; a leading BOM is dropped."""
+    """Yield ``(line number from 1, text without LF or CRLF ending)`` one at a time; a leading BOM is dropped."""
     path = existing_file(path)
     with path.open("rb") as fh:
         for number, raw in enumerate(fh, 1):
-            text = decode_line(raw, path, number).rstrip("\r\n")
-            if number == 1 and text.startswith("\ufeff"):
-                text = text[1:]
-            yield number, text
+            yield number, decode_line(strip_bom(raw) if number == 1 else raw, path, number).rstrip("\r\n")
 
 
 def count_lines(path: str | Path) -> int:
