@@ -132,6 +132,12 @@ def test_params_steps_and_statistics_are_in_mlflow(bert_runs):
     assert metrics["after.drift.all.layer_2"] == pytest.approx(s["after"]["all"]["drift"][2])
     assert metrics["pairs.xl.heldout"] == 100
     assert run.data.tags["checkpoint"] == str((root / "lambda1" / "checkpoint").resolve())
+    (corpus,) = run.inputs.dataset_inputs  # the runs table's Dataset column: what the run read
+    parallel = manifest["config"]["corpus"]
+    files = [parallel["source"].replace("{lang}", "xl"), parallel["english"].replace("{lang}", "xl")]
+    assert corpus.dataset.name == "corpus xl-en" and json.loads(corpus.dataset.source)["uris"] == files
+    assert {t.key: t.value for t in corpus.tags} == {"mlflow.data.context": "train"}
+    assert client.get_experiment(run.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 @pytest.mark.parametrize("family", ["xlm-roberta", "mt5"])

@@ -13,10 +13,43 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "sweeps").rglob("*.yaml"))
 
 
-def test_every_shipped_config_validates():
-    assert len(SHIPPED) >= 3, "the sweeps/ folder lost its example configs"
+def test_every_shipped_config_validates(monkeypatch, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # a sweep's validation would probe that server
+    assert len(SHIPPED) == 7, "the sweeps/ folder lost (or gained) example configs; update this count"
     for path in SHIPPED:
         assert main(["validate", str(path)]) == 0, path
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(SHIPPED) and all(": ok" in line for line in lines)
+    assert sum("resources: checked against the cluster" in line for line in lines) == 3  # the three sweeps
+
+
+def bad_sweep(tmp_path: Path, **changes) -> Path:
+    import yaml
+
+    data = yaml.safe_load((ROOT / "sweeps" / "demo.yaml").read_text())
+    data.update(output_dir=str(tmp_path / "out"), **changes)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_validate_runs_the_sweeps_checks_made_before_trials(tmp_path, capsys):
+    path = bad_sweep(tmp_path, space={"adjust.loss.reg_lamda": {"grid": [1.0]}})
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"xlray: error: {path}: space.adjust.loss.reg_lamda: unknown hyperparameter; did you mean")
+    assert "\n" not in err
+    assert not (tmp_path / "out").exists()  # validating writes nothing, not even the sqlite store
+
+
+def test_validate_probes_a_tracking_server_but_not_a_local_store(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    dead = bad_sweep(tmp_path, tracking={"uri": "http://127.0.0.1:9", "experiment": "x"})
+    assert main(["validate", str(dead)]) == 2
+    assert "tracking: cannot reach MLflow at http://127.0.0.1:9" in capsys.readouterr().err
+    local = bad_sweep(tmp_path, tracking={"uri": f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}", "experiment": "x"})
+    assert main(["validate", str(local)]) == 0
+    assert not (tmp_path / "out").exists()
 
 
 def test_config_show_prints_the_resolved_config(capsys):

@@ -92,6 +92,12 @@ def test_metrics_per_layer_in_unit_interval_and_logged(finished):
     client, run = mlflow_run(cfg, manifest["mlflow_run_id"])
     assert run.data.tags["pair"] == "xc-en" and run.info.run_name == "concepts-bert-base-xc-en"
     assert run.data.params["config.calign.theta"] == "0.3"
+    inputs = {d.dataset.name: (d.tags[0].value, json.loads(d.dataset.source)) for d in run.inputs.dataset_inputs}
+    parallel = [cfg.dictionary.source, cfg.dictionary.target]
+    assert inputs == {
+        "activations bert-base xc-en": ("concepts", {"uri": f"{cfg.activations}/manifest.json"}),
+        "corpus xc-en": ("concepts", {"uri": parallel[0], "uris": parallel}),
+    }
     assert run.data.params["config.clustering.min_cluster_size"] == "5"
     history = client.get_metric_history(run.info.run_id, "calign.xc_en")
     assert sorted(m.step for m in history) == [0, 2]

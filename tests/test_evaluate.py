@@ -85,6 +85,8 @@ def test_mlflow_holds_params_epochs_languages_and_checkpoints(nli_run):
     assert len(runs) == 3 and len(children) == 2
     assert parent.data.params["config.task.lr"] == "0.001"
     assert parent.data.tags["condition"] == "base"
+    inputs = {d.dataset.name: (d.tags[0].value, json.loads(d.dataset.source)) for d in parent.inputs.dataset_inputs}
+    assert inputs == {"nli train": ("train", {"uri": cfg.task.train}), "nli test": ("test", {"uri": cfg.task.test})}
     for lang in ("en", "xl"):
         assert parent.data.metrics[f"{lang}.accuracy"] == pytest.approx(summary[lang]["accuracy"])
         assert parent.data.metrics[f"{lang}.accuracy_std"] == pytest.approx(summary[lang]["accuracy_std"])

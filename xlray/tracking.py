@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,9 @@ from xlray.configs import TrackingConfig
 from xlray.errors import XlrayError
 
 SECRET_KEY = re.compile(r"(token|password|passwd|secret|api[_-]?key|credential)", re.IGNORECASE)
+# The experiment's kind: model development (runs), not GenAI (traces). MLflow 3.17's own UI ignores it (its
+# Model training / GenAI switch decides; see runs_url), MLflow UIs that choose the view per experiment read it.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -51,6 +54,9 @@ class NullSink:
         pass
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
+        pass
+
+    def log_datasets(self, files: Mapping[str, str | Sequence[str]], context: str) -> None:
         pass
 
 
@@ -93,6 +99,20 @@ class MlflowSink:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, str(value))
 
+    def log_datasets(self, files: Mapping[str, str | Sequence[str]], context: str) -> None:
+        """Log what the stage read as the run's dataset inputs: ``{name: file or files}``, each tagged with
+        ``mlflow.data.context`` = ``context`` (``train``, ``test``, ...). Files are fingerprinted, never read whole
+        (see ``xlray.datasets``). A dataset the run already has (same name and digest) is not logged again."""
+        from mlflow.entities import DatasetInput, InputTag
+        from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+        from xlray.datasets import dataset
+
+        tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)]
+        inputs = [DatasetInput(dataset(name, paths), tags) for name, paths in files.items() if paths]
+        if inputs:
+            self.client.log_inputs(self.run_id, datasets=inputs)
+
 
 class PrefixedSink:
     """Logs into another sink's run under a name prefix: how a stage inside a sweep trial logs into the trial's run."""
@@ -117,6 +137,10 @@ class PrefixedSink:
     def set_tags(self, tags: Mapping[str, str]) -> None:
         self.sink.set_tags({f"{self.prefix}{k}": v for k, v in tags.items()})
 
+    def log_datasets(self, files: Mapping[str, str | Sequence[str]], context: str) -> None:
+        """Names stay as they are: a file two steps of a trial read is one input of the trial's run."""
+        self.sink.log_datasets(files, context)
+
 
 Sink = MlflowSink | NullSink | PrefixedSink
 
@@ -132,11 +156,23 @@ def tracking_uri(cfg: TrackingConfig, output_dir: str | Path | None = None) -> s
     return f"sqlite:///{folder / 'mlflow.db'}"
 
 
+def is_server(uri: str) -> bool:
+    """An MLflow tracking server (reached over the network), not a local store such as a sqlite file."""
+    return uri.startswith(("http://", "https://"))
+
+
+def server_uri(cfg: TrackingConfig) -> str | None:
+    """The tracking server this config logs to (``uri``, else $MLFLOW_TRACKING_URI); None if tracking is off or
+    the store is local (by default a sqlite file in the output folder, which needs no check)."""
+    uri = (cfg.uri or os.environ.get("MLFLOW_TRACKING_URI")) if cfg.enabled else None
+    return uri if uri and is_server(uri) else None
+
+
 def client_for(uri: str) -> Any:
     """An MlflowClient for a URI, checked up front so a dead server fails before any work starts."""
     from mlflow.tracking import MlflowClient
 
-    if uri.startswith(("http://", "https://")):
+    if is_server(uri):
         probe_server(uri)
     client = MlflowClient(tracking_uri=uri)
     try:
@@ -166,8 +202,27 @@ def probe_server(uri: str, timeout_s: float = 10.0) -> None:
 
 
 def experiment_id(client: Any, name: str) -> str:
+    """The experiment's id, creating it if missing; either way tagged as model development (EXPERIMENT_KIND)
+    unless it already has a kind."""
     exp = client.get_experiment_by_name(name)
-    return exp.experiment_id if exp else client.create_experiment(name)
+    if exp is None:
+        return client.create_experiment(name, tags=EXPERIMENT_KIND)
+    for key, value in EXPERIMENT_KIND.items():
+        if key not in exp.tags:
+            client.set_experiment_tag(exp.experiment_id, key, value)
+    return exp.experiment_id
+
+
+def runs_url(uri: str, experiment_name: str, ui_port: int = 5000) -> str:
+    """The link to an experiment's runs table: on the server for an http(s) URI, else on
+    ``mlflow ui --backend-store-uri URI --port ui_port`` (which serves 127.0.0.1). MLflow 3.17's UI opens an
+    experiment on the GenAI overview unless the browser last chose "Machine learning" (it ignores the
+    experiment's kind tag); ``workflowType=machine_learning`` in the link makes that choice."""
+    exp = client_for(uri).get_experiment_by_name(experiment_name)
+    if exp is None:
+        raise XlrayError(f"tracking: no experiment {experiment_name!r} at {uri}; has a run logged there yet?")
+    base = uri.rstrip("/") if is_server(uri) else f"http://127.0.0.1:{ui_port}"
+    return f"{base}/#/experiments/{exp.experiment_id}/runs?workflowType=machine_learning"
 
 
 @contextmanager

@@ -13,6 +13,17 @@ from pydantic import Field, model_validator
 
 from xlray.configs import ModelConfig, Strict, TrackingConfig
 
+Files = dict[str, dict[str, str | list[str]]]  # context (train / test) -> dataset name -> file or files
+
+
+def train_and_test(kind: str, train: str, test: str, languages: list[str]) -> Files:
+    """The files a task with an English training file and a test file (per language if it has ``{lang}``) reads."""
+    if "{lang}" in test:
+        tests = {f"{kind} test {lang}": test.replace("{lang}", lang) for lang in languages}
+    else:
+        tests = {f"{kind} test": test}
+    return {"train": {f"{kind} train": train}, "test": tests}
+
 
 class NliTask(Strict):
     """XNLI: sentence-pair classification (entailment / neutral / contradiction) from the pooled first token."""
@@ -28,6 +39,9 @@ class NliTask(Strict):
         "auto", description="auto: the first token ([CLS], <s>) if the tokenizer has one, else the mean (mT5)"
     )
 
+    def inputs(self, languages: list[str]) -> Files:
+        return train_and_test(self.kind, self.train, self.test, languages)
+
 
 class NerTask(Strict):
     """WikiANN / CoNLL NER: one label per word, predicted from the word's first subword; entity-level F1."""
@@ -40,6 +54,9 @@ class NerTask(Strict):
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(32, ge=1)
     max_length: int = Field(128, gt=8, description="words past the limit are cut whole, predicted O and counted")
+
+    def inputs(self, languages: list[str]) -> Files:
+        return train_and_test(self.kind, self.train, self.test, languages)
 
 
 class QaTask(Strict):
@@ -59,6 +76,9 @@ class QaTask(Strict):
         False, description="skip (and count) questions whose answer is not at its offset; default: error"
     )
 
+    def inputs(self, languages: list[str]) -> Files:
+        return train_and_test(self.kind, self.train, self.test, languages)
+
 
 class XsrTask(Strict):
     """Tatoeba sentence retrieval: no training; cosine top-1 from one layer's pooled states, foreign -> English."""
@@ -69,6 +89,12 @@ class XsrTask(Strict):
     pooling: Literal["mean", "cls"] = "mean"
     batch_size: int = Field(64, ge=1)
     max_length: int = Field(128, gt=2)
+
+    def inputs(self, languages: list[str]) -> Files:
+        """No training data; per language, the foreign and the English file."""
+        from xlray.tasks.formats import tatoeba_paths
+
+        return {"test": {f"xsr test {lang}": [str(p) for p in tatoeba_paths(self.folder, lang)] for lang in languages}}
 
 
 Task = Annotated[NliTask | NerTask | QaTask | XsrTask, Field(discriminator="kind")]
