@@ -1,8 +1,12 @@
 """`run_extract` on a local Ray with a fake GPU: cap, truncation counts, resume, lazy reader, bad input."""
 
 import json
+import re
+import threading
+import time
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from xlray.configs import ModelConfig
@@ -77,8 +81,14 @@ def test_resume_after_interruption_gives_the_same_rows(ray_session, assets, tmp_
         shard.unlink()
     (out / "shards" / ".000-000001.parquet.tmp-123").write_bytes(b"PAR1 half written")
     manifest = run_extract(cfg2)
-    assert manifest["counts"]["sentences"] == 4000
+    assert manifest["counts"]["sentences"] == 4000  # cumulative: every shard
     assert rows(out).equals(uninterrupted)
+    # Throughput counts only what this invocation ran: the two re-made shards, not the three kept ones.
+    redone = [json.loads(pq.read_schema(s).metadata[b"xlray.stats"]) for s in shards[1:3]]
+    words = sum(stats["encoder_words"] for stats in redone)
+    assert manifest["this_run"]["shards"] == 2 and manifest["this_run"]["words"] == words
+    assert words < manifest["counts"]["encoder_words"]
+    assert manifest["words_per_second"] == pytest.approx(words / manifest["this_run"]["seconds"])
 
 
 def test_cpu_actors_write_the_same_rows_as_the_gpu_stages(ray_session, assets, tmp_path, uninterrupted):
@@ -107,6 +117,9 @@ def test_logs_to_mlflow(ray_session, assets, tmp_path):
     assert run.info.status == "FINISHED"
     assert run.data.metrics["count.encoder_kept"] == manifest["counts"]["encoder_kept"]
     assert run.data.params["config.pooling"] == "last"
+    (read,) = run.inputs.dataset_inputs  # the corpus, named as the other stages name it
+    assert read.dataset.name == "corpus xc-en" and "xc-en.xc" in read.dataset.source
+    assert {t.key: t.value for t in read.tags}["mlflow.data.context"] == "extract"
 
 
 def write(path, data: bytes):
@@ -164,3 +177,63 @@ def test_manifest_is_written_last_with_model_and_counts(ray_session, assets, tmp
     assert manifest["model"]["family"] == "bert" and manifest["layers"] == [0, 2]
     assert manifest["counts"]["encoder_kept"] == 3
     assert open_activations(tmp_path / "m").lazy(layer=0).collect()["sentence_id"].to_list() == ["s1"] * 3
+
+
+def test_a_failed_pipeline_releases_its_actors_before_returning(ray_session, assets, tmp_path):
+    """After a failed extraction the next one in the same process starts at once (its actors find free CPUs and
+    the GPU), on the GPU stages and on the CPU actor path."""
+    import ray
+
+    bad = write(tmp_path / "bad.txt", b"a b\n\xff\xfe c\nd e\n")
+    model = ModelConfig(name=str(assets / "models" / "bert"))
+    for gpus in (1, 0):
+        cfg = ExtractConfig(model=model, languages=["en"], layers=[1], tracking={"enabled": False},
+                            inputs=[{"format": "text", "path": bad, "language": "en"}], gpus_per_actor=gpus,
+                            output_dir=str(tmp_path / f"failed{gpus}"), ray={"gpu_wait_s": 20})  # fmt: skip
+        with pytest.raises(XlrayError, match="not valid UTF-8"):
+            run_extract(cfg)
+        free, total = ray.available_resources(), ray.cluster_resources()
+        assert free.get("CPU") == total["CPU"] and free.get("GPU") == total["GPU"]  # nothing held any more
+        again = cfg.model_copy(update={"on_invalid": "skip", "output_dir": str(tmp_path / f"again{gpus}")})
+        assert run_extract(again)["counts"]["invalid_lines"] == 1  # gpu_wait_s=20: fails if the actors wait
+
+
+def kill_worker_when(shards, at_least: int, stop: threading.Event) -> None:
+    """SIGKILL the extraction worker once ``at_least`` shards are written (as the OOM killer or a preemption
+    would)."""
+    import psutil
+
+    while not stop.is_set():
+        if shards.is_dir() and len(list(shards.glob("*.parquet"))) >= at_least:
+            for proc in psutil.process_iter(["cmdline"]):
+                if "MapWorker(MapBatches(ExtractChunks))" in " ".join(proc.info["cmdline"] or []):
+                    proc.kill()
+                    return
+        time.sleep(0.05)
+
+
+def test_a_worker_that_dies_is_one_line_exit_1_and_the_rerun_resumes(ray_session, assets, tmp_path, capsys):
+    import yaml
+
+    from xlray.cli import main
+
+    cfg = config(assets, tmp_path, "killed", gpus_per_actor=0, actors=1, chunk_lines=100, ray={"actor_restarts": 0})
+    path = tmp_path / "extract.yaml"
+    path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    stop = threading.Event()
+    killer = threading.Thread(target=kill_worker_when, args=(tmp_path / "killed" / "shards", 2, stop), daemon=True)
+    killer.start()
+    try:
+        assert main(["extract", str(path)]) == 1
+    finally:
+        stop.set()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert re.match(r"xlray: failed: extract: chunk 000-0000\d\d failed: the worker process died: ", err[0])
+    assert re.search(r"worker log: /\S+/worker-[\w-]+-\d+\.err", err[0]) and "Traceback" not in err[0]
+    assert not (tmp_path / "killed" / "manifest.json").exists()
+    kept = len(list((tmp_path / "killed" / "shards").glob("*.parquet")))
+    assert 2 <= kept < 20
+    assert main(["extract", str(path)]) == 0
+    assert f"20 chunks, {kept} already done, {20 - kept} to run" in capsys.readouterr().out
+    assert json.loads((tmp_path / "killed" / "manifest.json").read_text())["this_run"]["shards"] == 20 - kept

@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from ray_heads import HEAD_PORT_FLAGS, free_ports, stop_head
 
 from xlray.errors import XlrayError
 from xlray.submit import (
@@ -56,29 +56,6 @@ def demo_sweep_runs(tracking_uri: str, t0_ms: int) -> tuple:
     (parent,) = [r for r in runs if r.data.tags.get("xlray.role") == "sweep"]
     kids = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     return client.get_run(parent.info.run_id), kids
-
-
-HEAD_PORT_FLAGS = (
-    "port",
-    "dashboard-port",
-    "ray-client-server-port",
-    "dashboard-agent-listen-port",
-    "dashboard-agent-grpc-port",
-    "runtime-env-agent-port",
-    "metrics-export-port",
-    "node-manager-port",
-    "object-manager-port",
-)
-
-
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for sock in socks:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in socks]
-    for sock in socks:
-        sock.close()
-    return ports
 
 
 # ---------------------------------------------------------------- unit tests: no Ray processes
@@ -194,28 +171,6 @@ def client_env(token: str | None) -> dict[str, str]:
     if token:
         env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     return env
-
-
-def stop_head(temp_dir: str, gcs_port: int) -> None:
-    """Kill this head's processes only: those naming its temp dir or GCS port, and their children."""
-    import psutil
-
-    pattern = re.compile(rf"{re.escape(temp_dir)}|:{gcs_port}\b")
-    own = {os.getpid()}
-    family: dict[int, psutil.Process] = {}
-    for proc in psutil.process_iter(["cmdline"]):
-        if proc.pid not in own and pattern.search(" ".join(proc.info["cmdline"] or [])):
-            family[proc.pid] = proc
-            family.update({child.pid: child for child in proc.children(recursive=True)})
-    for proc in family.values():
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(list(family.values()), timeout=5)
-    for proc in alive:
-        proc.kill()
-    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def wait_for_dashboard(url: str, token: str, timeout_s: float = 60) -> None:

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from xlray.errors import XlrayError
+from xlray.errors import RunFailure, XlrayError
 
 # Stage subcommands: name -> "module:function" taking the config path (lazy imports keep start-up cheap).
 STAGE_RUNNERS: dict[str, str] = {
@@ -34,11 +34,23 @@ def cmd_config_show(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Load each config; a sweep also passes every check `xlray sweep` makes before its first trial
+    (``xlray.sweep.checks.preflight``). Only whether a trial's resources fit a node waits for the running cluster."""
     from xlray.configs import load_stage_config
+    from xlray.sweep.config import SweepConfig
 
     for path in args.files:
-        load_stage_config(path)
-        print(f"{path}: ok")
+        cfg = load_stage_config(path)
+        note = ""
+        if isinstance(cfg, SweepConfig):
+            from xlray.sweep.checks import preflight
+
+            try:
+                preflight(cfg)
+            except XlrayError as exc:
+                raise XlrayError(f"{path}: {exc}") from None
+            note = " (resources: checked against the cluster when the sweep starts)"
+        print(f"{path}: ok{note}")
     return 0
 
 
@@ -74,7 +86,13 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xlray", description=__doc__)
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks (or set XLRAY_DEBUG=1)")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show Ray's, Tune's and MLflow's logs (always in output_dir/xlray.log)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     config = sub.add_parser("config", help="inspect configs").add_subparsers(dest="action", required=True)
@@ -118,14 +136,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand: bad input is one line and exit status 2, a failed run one line and exit status 1."""
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("XLRAY_DEBUG", "") not in ("", "0")
+    if args.verbose:
+        os.environ["XLRAY_VERBOSE"] = "1"  # read by xlray.console here and in Ray workers started from here
     try:
         return int(args.func(args) or 0)
     except XlrayError as exc:
-        if args.debug or os.environ.get("XLRAY_DEBUG"):
+        if debug:
             raise
         print(f"xlray: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("xlray: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - a failed run is one line; the traceback is for --debug
+        if debug:
+            if isinstance(exc, RunFailure) and exc.detail:
+                print(exc.detail, file=sys.stderr)
+            raise
+        failure = as_failure(exc)
+        if isinstance(failure, XlrayError):  # the user's error, raised inside a Ray worker
+            print(f"xlray: error: {failure}", file=sys.stderr)
+            return 2
+        print(f"xlray: failed: {failure} (xlray --debug shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def as_failure(exc: Exception) -> XlrayError | RunFailure:
+    """A failure that is not plain bad input, as one line: Ray's cause dug out of its wrappers, or the exception."""
+    if isinstance(exc, RunFailure):
+        return exc
+    from xlray.ray_failures import ray_failure
+
+    return ray_failure(exc, "run")

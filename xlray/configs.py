@@ -43,6 +43,12 @@ class RayConfig(Strict):
     num_cpus: int | None = Field(None, ge=1, description="Local mode only")
     num_gpus: int | None = Field(None, ge=0, description="Local mode only (a fake GPU resource in tests)")
     gpu_wait_s: float = Field(60.0, ge=0, description="Fail if requested GPU actors cannot start in this time")
+    actor_restarts: int = Field(
+        0,
+        ge=0,
+        description="Restarts of a dead worker actor (and retries of its task) before the run fails; "
+        "0: fail at once with the cause, and a re-run resumes (more on preemptible nodes)",
+    )
 
 
 class TrackingConfig(Strict):

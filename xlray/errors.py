@@ -12,3 +12,14 @@ class XlrayError(Exception):
 def where(path: str | Path, line: int | None = None) -> str:
     """Format a location as ``file`` or ``file:line`` for error messages."""
     return f"{path}:{line}" if line is not None else str(path)
+
+
+class RunFailure(Exception):
+    """A run that failed for a reason other than bad input (a worker died, ran out of memory, a bug): exit status 1.
+
+    The message is one line; ``detail`` (a traceback) is shown only with ``xlray --debug``.
+    """
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail

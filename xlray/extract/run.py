@@ -16,14 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from xlray.configs import load_config
+from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
 from xlray.extract.cap import merge_thresholds, occurrences, smallest_hashes
 from xlray.extract.config import ExtractConfig
-from xlray.extract.corpus import Chunk, Item, plan_chunks, read_chunk
+from xlray.extract.corpus import Chunk, Item, input_files, plan_chunks, read_chunk
 from xlray.extract.shards import MANIFEST, finished_shards, shard_stats
 from xlray.outputs import finished_manifest, write_json
+from xlray.ray_failures import ray_failure
 from xlray.runtime import start_ray
 from xlray.tracking import open_run
+
+THRESHOLDS = "cap_thresholds.json"
 
 
 def chunk_hashes(cfg_json: str, chunk: dict, pairs: bool) -> dict[str, list[int]]:
@@ -33,15 +37,16 @@ def chunk_hashes(cfg_json: str, chunk: dict, pairs: bool) -> dict[str, list[int]
     return smallest_hashes(*occurrences(it.side(side) for side in ("source", "target") for it in items), cfg.cap)
 
 
-def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> dict[str, int]:
-    """Per-type hash thresholds for the cap, computed once with Ray tasks and saved for resumed runs."""
+def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> str | None:
+    """Per-type hash thresholds for the cap, computed once with Ray tasks and saved in ``out`` (where the actors,
+    and resumed runs, read them); returns the file's path, None without a cap."""
     import ray
 
     if cfg.cap is None:
-        return {}
-    saved = out / "cap_thresholds.json"
+        return None
+    saved = out / THRESHOLDS
     if saved.is_file():
-        return json.loads(saved.read_text())
+        return str(saved)
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     # Outside any placement group: inside a sweep trial, tasks would otherwise be held to the trial's reservation.
@@ -49,9 +54,8 @@ def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> dict[s
         num_cpus=cfg.cpus_per_actor, scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None)
     )
     refs = [task.remote(cfg.model_dump_json(), asdict(c), "decoder" in cfg.sites) for c in chunks]
-    thresholds = merge_thresholds((ray.get(ref) for ref in refs), cfg.cap)
-    write_json(saved, thresholds)
-    return thresholds
+    write_json(saved, merge_thresholds((ray.get(ref) for ref in refs), cfg.cap))
+    return str(saved)
 
 
 def resolve_layers(cfg: ExtractConfig, num_layers: int) -> list[int]:
@@ -80,22 +84,6 @@ def gpus_per_actor(cfg: ExtractConfig) -> float:
     return float(cfg.gpus_per_actor)
 
 
-def user_error(exc: BaseException) -> XlrayError | None:
-    """The XlrayError a Ray task raised, dug out of Ray's wrappers (as an object, or from the remote traceback)."""
-    seen = 0
-    while exc is not None and seen < 12:
-        if isinstance(exc, XlrayError):
-            return exc
-        marker = "xlray.errors.XlrayError: "
-        text = str(exc)
-        if marker in text:
-            return XlrayError(text.split(marker, 1)[1].splitlines()[0].strip())
-        cause = getattr(exc, "cause", None)
-        exc = cause if isinstance(cause, BaseException) else (exc.__cause__ or exc.__context__)
-        seen += 1
-    return None
-
-
 def pool_size(cfg: ExtractConfig, gpus: float, chunks: int) -> int:
     """Forward actors: as configured, or ``auto``: as many as the cluster's GPUs (or CPUs, without GPUs) hold."""
     import ray
@@ -107,36 +95,41 @@ def pool_size(cfg: ExtractConfig, gpus: float, chunks: int) -> int:
     return int(max(1, min(fits, chunks)))
 
 
-def pipeline(
-    cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_length: int, thresholds_ref: Any, gpus: float
-):
+def pipeline(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_length: int, thresholds: str | None,
+             gpus: float):  # fmt: skip
     """The Ray Data plan: tokenize (CPU actors) -> forward (GPU actors) -> write (CPU tasks), or without GPUs one
     CPU actor pool doing all three (each actor uses ``torch_threads`` or its reserved CPUs)."""
     import ray
     from ray.data import ActorPoolStrategy
 
+    from xlray.console import quiet_ray_data
     from xlray.extract.stages import ExtractChunks, ForwardChunks, TokenizeChunks, write_shards
 
+    quiet_ray_data()
     rows = [{"chunk_id": c.chunk_id, "chunk": json.dumps(asdict(c))} for c in todo]
     cfg_json = cfg.model_dump_json()
     shard_dir = str(Path(cfg.output_dir) / "shards")
     threads = cfg.torch_threads or max(1, int(cfg.cpus_per_actor))
     pool = ActorPoolStrategy(size=pool_size(cfg, gpus, len(todo)))
+    # A dead actor is restarted (and its chunk retried) at most ray.actor_restarts times, then the run fails.
+    restarts = {"max_restarts": cfg.ray.actor_restarts, "max_task_retries": cfg.ray.actor_restarts}
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
     if not gpus:
         return ds.map_batches(
             ExtractChunks,
             batch_size=1,
             compute=pool,
-            fn_constructor_args=(cfg_json, max_length, thresholds_ref, layers, threads, shard_dir),
+            fn_constructor_args=(cfg_json, max_length, thresholds, layers, threads, shard_dir),
             num_cpus=cfg.cpus_per_actor,
+            **restarts,
         )
     ds = ds.map_batches(
         TokenizeChunks,
         batch_size=1,
         compute=ActorPoolStrategy(size=cfg.tokenizer_actors),
-        fn_constructor_args=(cfg_json, max_length, thresholds_ref),
+        fn_constructor_args=(cfg_json, max_length, thresholds),
         num_cpus=cfg.cpus_per_actor,
+        **restarts,
     )
     ds = ds.map_batches(
         ForwardChunks,
@@ -145,64 +138,142 @@ def pipeline(
         fn_constructor_args=(cfg_json, layers, threads),
         num_gpus=gpus,
         num_cpus=cfg.cpus_per_actor,
+        **restarts,
     )
     return ds.map_batches(write_shards, batch_size=1, fn_kwargs={"shard_dir": shard_dir}, num_cpus=0.25)
 
 
-def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
-    """Run (or resume) an extraction; returns the manifest."""
+def run_chunks(
+    cfg: ExtractConfig, ds: Any, todo: list[Chunk], free_before: dict[str, float]
+) -> tuple[list[dict[str, int]], Exception | None]:
+    """Stream the pipeline's rows: the counts of each chunk written, or the failure that stopped it.
+
+    The failure is returned, not raised: this frame (and with it the iterator) is gone before the caller raises,
+    and the iterator is closed on the way out, which shuts the pipeline down and kills its actors at once (a
+    failed Ray Data pipeline otherwise keeps an actor, and its CPU or GPU, until garbage collection). After a
+    failure it waits (briefly) until the CPUs and GPUs free in ``free_before`` are free again.
+    """
+    from xlray.console import progress
+    from xlray.ray_failures import chunk_error, ray_failure
+
+    done: list[dict[str, int]] = []
+    rows = iter(ds.iter_rows())
+    failure = None
+    try:
+        with progress(f"extract {len(todo)} chunks", len(todo)) as advance:
+            for row in rows:
+                if row.get("error"):
+                    failure = chunk_error(row["error"])
+                    break
+                done.append(json.loads(row["stats"]))
+                advance()
+    except Exception as exc:  # noqa: BLE001 - becomes one line naming the stage and cause
+        failure = ray_failure(exc, "extract", actor_start=timeout_message(cfg, exc))
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+    if failure is not None:
+        wait_for_release(free_before)
+    return done, failure
+
+
+def free_resources() -> dict[str, float]:
     import ray
 
+    free = ray.available_resources()
+    return {k: free.get(k, 0.0) for k in ("CPU", "GPU")}
+
+
+def wait_for_release(before: dict[str, float], timeout_s: float = 15.0) -> None:
+    """Wait (briefly) until the CPUs and GPUs free before the pipeline are free again: ``ray.kill`` is asynchronous,
+    and the next extraction in this process should find them."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        free = free_resources()
+        if all(free[k] >= v for k, v in before.items()):
+            return
+        time.sleep(0.05)
+
+
+def timeout_message(cfg: ExtractConfig, exc: BaseException) -> str | None:
+    """Why actors did not start in time, if that is what ``exc`` says: no such resource, or held by earlier work."""
+    import ray
+
+    if "Timed out while starting actors" not in str(exc):
+        return None
+    total, free = ray.cluster_resources(), ray.available_resources()
+    want = {"CPU": cfg.cpus_per_actor} | ({"GPU": float(cfg.gpus_per_actor)} if cfg.gpus_per_actor != "auto" else {})
+    missing = [k for k, v in want.items() if total.get(k, 0) < v]
+    if missing:
+        return (
+            f"no node of the cluster has {', '.join(f'{want[k]:g} {k}' for k in missing)} for an actor "
+            f"within ray.gpu_wait_s={cfg.ray.gpu_wait_s:g}s (cluster: {total.get('CPU', 0):g} CPU, "
+            f"{total.get('GPU', 0):g} GPU); lower gpus_per_actor/cpus_per_actor or add such nodes"
+        )
+    return (
+        f"the cluster has the resources, but they are held ({free.get('CPU', 0):g} of {total.get('CPU', 0):g} CPU "
+        f"and {free.get('GPU', 0):g} of {total.get('GPU', 0):g} GPU free): by earlier work in this process or by "
+        "other jobs; wait for them or raise ray.gpu_wait_s"
+    )
+
+
+def words_of(counts: dict[str, int]) -> int:
+    """Words read (both sites), truncated ones included: what throughput is measured in."""
+    return sum(v for k, v in counts.items() if k.endswith("_words") and not k.endswith("truncated_words"))
+
+
+def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
+    """Run (or resume) an extraction; returns the manifest."""
+    from xlray.console import log_to, say
     from xlray.models import model_facts
 
     out = Path(cfg.output_dir)
+    log_to(out)
     manifest_path = out / MANIFEST
     done = finished_manifest(manifest_path, cfg.model_dump(mode="json"), "extraction")
     if done is not None:
-        print(f"[extract] {out} is already complete; nothing to do")
+        say(f"[extract] {out} is already complete; nothing to do")
         return done
     (out / "shards").mkdir(parents=True, exist_ok=True)
     chunks = plan_chunks(cfg.inputs, cfg.chunk_lines)
     facts = model_facts(cfg.model)  # config and tokenizer only; the actors load the weights
     layers = resolve_layers(cfg, facts["layers"])
-    start_ray(cfg.ray)
-    started = time.perf_counter()
+    connected = start_ray(cfg.ray)
+    if connected:
+        say(f"[extract] {connected}")
+    started, free_before = time.perf_counter(), free_resources()
     with open_run(cfg.tracking, f"extract {Path(cfg.model.name).name}", out, tags={"xlray.stage": "extract"}) as sink:
         sink.log_params({"config": cfg.model_dump(mode="json"), "model": facts})
+        sink.log_datasets({corpus_name(input_files(c)[0]): input_files(c) for c in cfg.inputs}, "extract")
         try:
             thresholds = cap_thresholds(cfg, chunks, out)
-            done = finished_shards(out / "shards")
-            todo = [c for c in chunks if c.chunk_id not in done]
-            print(f"[extract] {len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to run")
-            if todo:
-                ds = pipeline(cfg, todo, layers, facts["max_length"], ray.put(thresholds), gpus_per_actor(cfg))
-                for k, row in enumerate(ds.iter_rows(), 1):
-                    stats = json.loads(row["stats"])
-                    kept = stats.get("encoder_kept", 0)
-                    print(f"[extract] shard {row['chunk_id']} ({k}/{len(todo)}): {kept} words kept")
-        except Exception as exc:  # noqa: BLE001 - re-raised as the user's error where one is inside
-            err = user_error(exc)
-            if err is not None:
-                raise err from None
-            if "Timed out while starting actors" in str(exc):
-                raise XlrayError(
-                    f"gpus_per_actor: no node could start an actor with {cfg.gpus_per_actor} GPU within "
-                    f"ray.gpu_wait_s={cfg.ray.gpu_wait_s}s; does the cluster have GPU workers?"
-                ) from None
-            raise
+        except Exception as exc:  # noqa: BLE001 - a Ray task's failure becomes one line
+            raise ray_failure(exc, "extract (cap pass)") from None
+        finished = finished_shards(out / "shards")
+        todo = [c for c in chunks if c.chunk_id not in finished]
+        say(f"[extract] {len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to run")
+        ran: list[dict[str, int]] = []
+        if todo:
+            gpus = gpus_per_actor(cfg)
+            ds = pipeline(cfg, todo, layers, facts["max_length"], thresholds, gpus)
+            ran, failure = run_chunks(cfg, ds, todo, free_before)
+            if failure is not None:
+                raise failure
         seconds = time.perf_counter() - started
         totals = Counter()
         for stats in shard_stats(out / "shards", [c.chunk_id for c in chunks]).values():
             totals.update(stats)
-        words_run = sum(v for k, v in totals.items() if k.endswith("_words") and not k.endswith("truncated_words"))
+        words_run = sum(words_of(stats) for stats in ran)
         manifest = {
             "config": cfg.model_dump(mode="json"),
             "model": facts,
             "layers": layers,
             "shards": [f"shards/{c.chunk_id}.parquet" for c in chunks],
-            "counts": dict(totals),
+            "counts": dict(totals),  # over every shard, those of earlier (interrupted) runs included
+            "this_run": {"shards": len(ran), "words": words_run, "seconds": seconds},
             "seconds": seconds,
-            "words_per_second": words_run / seconds if seconds else None,
+            "words_per_second": words_run / seconds if words_run and seconds else None,  # this invocation's
         }
         write_json(manifest_path, manifest)
         sink.log_metrics(
@@ -214,14 +285,17 @@ def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
 
 
 def report(manifest: dict[str, Any]) -> None:
-    counts = manifest["counts"]
-    print(
-        f"[extract] done: {counts.get('sentences', 0)} sentences; "
-        + ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if k != "sentences")
-        + f"; {manifest['words_per_second'] or 0:.0f} words/s"
+    from xlray.console import say
+
+    counts, run = manifest["counts"], manifest["this_run"]
+    rate = f"{manifest['words_per_second']:,.0f} words/s" if manifest["words_per_second"] else "no words run"
+    say(
+        f"[extract] done: {counts.get('sentences', 0):,} sentences, {counts.get('encoder_kept', 0):,} word "
+        f"occurrences kept ({counts.get('encoder_capped', 0):,} capped); this run: {run['shards']} shards, "
+        f"{run['words']:,} words in {run['seconds']:.1f} s, {rate}"
     )
     if counts.get("encoder_truncated_sentences"):
-        print(
+        say(
             f"[extract] warning: {counts['encoder_truncated_sentences']} sentences were truncated at the model's "
             f"limit of {manifest['model']['max_length']} tokens ({counts.get('encoder_truncated_words', 0)} words lost)"
         )

@@ -22,6 +22,7 @@ from xlray.errors import XlrayError
 from xlray.extract.cap import keep_mask, occurrences
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Invalid, Item, read_chunk
+from xlray.ray_failures import CHUNK_MARK
 
 
 def chunk_items(cfg: ExtractConfig, chunk: Chunk, pairs: bool, stats: Counter) -> list[Item]:
@@ -42,17 +43,13 @@ def chunk_items(cfg: ExtractConfig, chunk: Chunk, pairs: bool, stats: Counter) -
 class TokenizeChunks:
     """CPU stage: read a chunk, tokenize its sentences, and mark which word occurrences the cap keeps."""
 
-    def __init__(self, cfg_json: str, max_length: int, thresholds_ref: Any, tokenizer: Any = None):
-        import ray
-
+    def __init__(self, cfg_json: str, max_length: int, thresholds: dict[str, int] | str | None, tokenizer: Any = None):
         from xlray.models import load_tokenizer
 
         self.cfg = ExtractConfig.model_validate_json(cfg_json)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(self.cfg.model)
         self.max_length = max_length
-        self.thresholds: dict[str, int] = (
-            thresholds_ref if isinstance(thresholds_ref, dict) else ray.get(thresholds_ref)
-        )
+        self.thresholds = load_thresholds(thresholds)
         self.pairs = "decoder" in self.cfg.sites
 
     def keep(self, items: list[Item], side: str) -> list[np.ndarray]:
@@ -67,24 +64,55 @@ class TokenizeChunks:
         ids, wids, cut = tokenize_words(self.tokenizer, sentences, self.max_length) if sentences else ([], [], [])
         return {"ids": ids, "word_ids": wids, "truncated": list(map(bool, cut))}
 
+    def payload(self, chunk: Chunk) -> dict[str, Any]:
+        """A chunk's items, their tokens and keep masks, and its counts."""
+        stats: Counter = Counter()
+        items = chunk_items(self.cfg, chunk, self.pairs, stats)
+        payload = {
+            "chunk": asdict(chunk),
+            "items": [asdict(it) for it in items],
+            "source": self.tokenize([it.words for it in items]),
+            "keep": self.keep(items, "source"),
+            "stats": dict(stats),
+        }
+        if self.pairs:
+            payload["target"] = self.tokenize([it.target_words or [] for it in items])
+            payload["target_keep"] = self.keep(items, "target")
+        return payload
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         out = []
-        for raw in batch["chunk"]:
-            chunk = Chunk(**json.loads(raw))
-            stats: Counter = Counter()
-            items = chunk_items(self.cfg, chunk, self.pairs, stats)
-            payload = {
-                "chunk": asdict(chunk),
-                "items": [asdict(it) for it in items],
-                "source": self.tokenize([it.words for it in items]),
-                "keep": self.keep(items, "source"),
-                "stats": dict(stats),
-            }
-            if self.pairs:
-                payload["target"] = self.tokenize([it.target_words or [] for it in items])
-                payload["target_keep"] = self.keep(items, "target")
-            out.append(payload)
+        for chunk_id, raw in zip(batch["chunk_id"], batch["chunk"], strict=True):
+            started(chunk_id)
+            try:
+                out.append(self.payload(Chunk(**json.loads(raw))))
+            except Exception as exc:  # noqa: BLE001 - handed to the driver as data, see chunk_failure
+                out.append({"error": chunk_failure(chunk_id, exc)})
         return {"chunk_id": batch["chunk_id"], "payload": np.array(out, dtype=object)}
+
+
+def load_thresholds(thresholds: dict[str, int] | str | None) -> dict[str, int]:
+    """The cap's thresholds: given, or read from the file the driver saved (None: no cap)."""
+    if isinstance(thresholds, str):
+        with open(thresholds, encoding="utf-8") as f:
+            return json.load(f)
+    return thresholds or {}
+
+
+def started(chunk_id: str) -> None:
+    """Mark in the worker's log which chunk it works on, so a worker that dies can be tied to its chunk."""
+    print(f"{CHUNK_MARK}{chunk_id}", flush=True)
+
+
+def chunk_failure(chunk_id: str, exc: BaseException) -> str:
+    """A chunk's failure as data for the driver (JSON): a bad-input error as it is, anything else with its
+    traceback. Raising instead would leave the failed actor referenced inside Ray Data until garbage collection,
+    holding its CPU or GPU."""
+    import traceback
+
+    if isinstance(exc, XlrayError):
+        return json.dumps({"chunk": chunk_id, "user_error": str(exc)})
+    return json.dumps({"chunk": chunk_id, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
 
 
 def vector_type(dtype: str, width: int) -> pa.DataType:
@@ -155,39 +183,62 @@ class ForwardChunks:
         return table, stats | {"sentences_run": len(run)}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        tables, stats_out = [], []
-        for payload in batch["payload"]:
-            table, stats = self.table(payload)
-            sink = io.BytesIO()
-            with pa.ipc.new_stream(sink, table.schema) as writer:
-                writer.write_table(table)
-            tables.append(sink.getvalue())
-            stats_out.append(json.dumps(stats))
+        tables, stats_out, errors = [], [], []
+        for chunk_id, payload in zip(batch["chunk_id"], batch["payload"], strict=True):
+            table, stats, error = b"", "{}", payload.get("error", "")
+            if not error:
+                started(chunk_id)
+                try:
+                    table, stats = self.table_bytes(payload)
+                except Exception as exc:  # noqa: BLE001 - handed to the driver as data, see chunk_failure
+                    error = chunk_failure(chunk_id, exc)
+            tables.append(table)
+            stats_out.append(stats)
+            errors.append(error)
         return {
             "chunk_id": batch["chunk_id"],
             "table": np.array(tables, dtype=object),
             "stats": np.array(stats_out, dtype=object),
+            "error": np.array(errors, dtype=object),
         }
+
+    def table_bytes(self, payload: dict[str, Any]) -> tuple[bytes, str]:
+        """The chunk's table as Arrow IPC bytes (for the writer tasks) and its counts as JSON."""
+        table, stats = self.table(payload)
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue(), json.dumps(stats)
 
 
 class ExtractChunks:
     """CPU-only actor: tokenizes, runs and writes its own chunks, one after another on its own cores."""
 
     def __init__(
-        self, cfg_json: str, max_length: int, thresholds_ref: Any, layers: list[int], threads: int, shard_dir: str
+        self, cfg_json: str, max_length: int, thresholds: str | None, layers: list[int], threads: int, shard_dir: str
     ):
         self.forward = ForwardChunks(cfg_json, layers, threads)
-        self.tokenize = TokenizeChunks(cfg_json, max_length, thresholds_ref, self.forward.lm.tokenizer)
+        self.tokenize = TokenizeChunks(cfg_json, max_length, thresholds, self.forward.lm.tokenizer)
         self.shard_dir = shard_dir
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        tokenized = self.tokenize(batch)
-        stats_out = []
-        for chunk_id, payload in zip(tokenized["chunk_id"], tokenized["payload"], strict=True):
-            table, stats = self.forward.table(payload)
-            stats_out.append(json.dumps(stats))
-            write_shard(self.shard_dir, chunk_id, table, stats_out[-1])
-        return {"chunk_id": batch["chunk_id"], "stats": np.array(stats_out, dtype=object)}
+        stats_out, errors = [], []
+        for chunk_id, raw in zip(batch["chunk_id"], batch["chunk"], strict=True):
+            started(chunk_id)
+            stats, error = "{}", ""
+            try:
+                table, counts = self.forward.table(self.tokenize.payload(Chunk(**json.loads(raw))))
+                stats = json.dumps(counts)
+                write_shard(self.shard_dir, chunk_id, table, stats)
+            except Exception as exc:  # noqa: BLE001 - handed to the driver as data, see chunk_failure
+                error = chunk_failure(chunk_id, exc)
+            stats_out.append(stats)
+            errors.append(error)
+        return {
+            "chunk_id": batch["chunk_id"],
+            "stats": np.array(stats_out, dtype=object),
+            "error": np.array(errors, dtype=object),
+        }
 
 
 SIDE = {"encoder": "source", "decoder": "target"}  # which side of an item each activation site reads
@@ -291,6 +342,9 @@ def write_shard(shard_dir: str, chunk_id: str, table: pa.Table, stats_json: str)
 
 def write_shards(batch: dict[str, np.ndarray], shard_dir: str) -> dict[str, np.ndarray]:
     """CPU task after the GPU stage: write each chunk's table (sent as Arrow IPC bytes) as a shard."""
-    for chunk_id, blob, stats in zip(batch["chunk_id"], batch["table"], batch["stats"], strict=True):
-        write_shard(shard_dir, chunk_id, pa.ipc.open_stream(blob).read_all(), stats)
-    return {"chunk_id": batch["chunk_id"], "stats": batch["stats"]}
+    for chunk_id, blob, stats, error in zip(
+        batch["chunk_id"], batch["table"], batch["stats"], batch["error"], strict=True
+    ):
+        if not error:
+            write_shard(shard_dir, chunk_id, pa.ipc.open_stream(blob).read_all(), stats)
+    return {"chunk_id": batch["chunk_id"], "stats": batch["stats"], "error": batch["error"]}
