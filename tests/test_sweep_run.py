@@ -190,8 +190,11 @@ def test_concepts_sweep_fails_clearly_then_resumes_the_errored_trial_in_its_own_
         "concepts": {"points": {"pca_dim": 8}, "clustering": {"method": "fast-hdbscan", "min_cluster_size": 5}},
     }
     cfg = SweepConfig.model_validate(data)
-    with pytest.raises(XlrayError, match=rf"1 of 1 trials failed .*\n  \w+: .*{missing}: .*No such file"):
+    with pytest.raises(XlrayError, match=rf"1 of 1 trials failed: trial \w+: .*{missing}: .*No such file") as err:
         run_sweep(cfg)
+    assert "\n" not in str(err.value) and str(err.value).endswith(
+        "xlray sweep <config> --resume (finished trials are kept)"
+    )
     missing.write_text(kept)
     manifest = run_sweep(cfg, resume=True)
 

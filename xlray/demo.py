@@ -97,33 +97,54 @@ def demo_sweep(cfg: DemoConfig, out: Path) -> SweepConfig:
 
 
 def run_demo(config_path: str | None = None, output: str | None = None) -> int:
-    """Run the demo's steps in order and print where the results are."""
+    """Run the demo's steps in order, then a results table and where to look."""
+    from xlray.console import log_to, say
     from xlray.runtime import start_ray
     from xlray.world.assets import write_assets
 
     cfg = load_config(config_path, DemoConfig) if config_path else DemoConfig()
     out = Path(output or cfg.output_dir).resolve()
-    print(f"[demo] writing the synthetic world and a tiny {cfg.family} model under {out / 'assets'}")
+    log_file = log_to(out)
+    say(f"[demo] writing the synthetic world and a tiny {cfg.family} model under {out / 'assets'}")
     write_assets(out / "assets", families=[cfg.family], world=cfg.world)
     tracking = cfg.tracking.model_copy(update={"uri": tracking_uri(cfg.tracking, out)})
     model = ModelConfig(name=str(out / "assets" / "models" / cfg.family))
-    start_ray(cfg.ray)
+    say(f"[demo] {start_ray(cfg.ray) or 'Ray: this process is connected already'}")
+    results: list[list] = []
     if "extract" in cfg.steps:
         from xlray.extract.run import run_extract
 
-        run_extract(extract_config(cfg, out, model, tracking))
+        counts = run_extract(extract_config(cfg, out, model, tracking))["counts"]
+        results.append(["extract", "all", "word occurrences kept", counts.get("encoder_kept")])
     if "concepts" in cfg.steps:
         from xlray.concepts.run import run_concepts
 
         for concepts in concepts_configs(cfg, out, tracking):
-            run_concepts(concepts)
+            manifest = run_concepts(concepts)
+            top = str(manifest["layers"][-1])
+            for metric in ("calign." + f"{concepts.source}_{concepts.target}", "colap"):
+                results.append([f"concepts, layer {top}", f"{concepts.source}-{concepts.target}", metric,
+                                manifest["results"][top].get(metric)])  # fmt: skip
     if "sweep" in cfg.steps:
         from xlray.sweep.run import run_sweep
 
         sweep = demo_sweep(cfg, out).model_copy(update={"tracking": tracking})
-        run_sweep(sweep, resume=(out / "sweep" / "sweep.json").is_file())
-    print(f"[demo] results: {out}")
-    print(
-        f"[demo] MLflow runs: mlflow ui --backend-store-uri {tracking.uri} --port 5000  (then open http://127.0.0.1:5000)"
-    )
+        best = run_sweep(sweep, resume=(out / "sweep" / "sweep.json").is_file())["best"]
+        if best:
+            results.append(["sweep, best trial", best["trial_id"], sweep.search.metric,
+                            best["result"][sweep.search.metric]])  # fmt: skip
+    where_to_look(cfg, out, tracking, results, log_file)
     return 0
+
+
+def where_to_look(cfg: DemoConfig, out: Path, tracking: TrackingConfig, results: list[list], log_file: Path) -> None:
+    from xlray.console import say, table
+    from xlray.tracking import runs_url
+
+    table("demo results (a tiny random model: they show the pipeline works, not the papers' effects)",
+          ["step", "on", "metric", "value"], results)  # fmt: skip
+    say(f"[demo] outputs: {out} (concept browsers: {out / 'concepts'}/*/browser.html)")
+    say(f"[demo] logs of Ray, Tune and MLflow: {log_file}")
+    if cfg.tracking.enabled:
+        say(f"[demo] MLflow: mlflow ui --backend-store-uri {tracking.uri} --port 5000")
+        say(f"[demo]   then open {runs_url(tracking.uri, tracking.experiment)}")

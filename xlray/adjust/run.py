@@ -23,8 +23,10 @@ import yaml
 from xlray.adjust.config import AdjustConfig
 from xlray.adjust.loss import alignment_loss, encoder_of
 from xlray.adjust.measure import distance_stats, flat_metrics
-from xlray.adjust.pairs import AlignedPairs, build_pairs, read_pairs, write_pairs
+from xlray.adjust.pairs import AlignedPairs, build_pairs, corpus_paths, read_pairs, write_pairs
 from xlray.configs import TrackingConfig, load_config
+from xlray.console import log_to
+from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
 from xlray.models import describe, load_model
 from xlray.outputs import atomic_dir, finished_manifest, write_json
@@ -48,6 +50,7 @@ def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
     out = Path(cfg.output_dir)
+    log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
     done = finished_manifest(out / MANIFEST, comparable(cfg), "adjustment")
     if done is not None:
         print(f"adjust: {out} is already complete (manifest.json); nothing to do")
@@ -84,6 +87,8 @@ def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
     into = into if accelerator.is_main_process else None
     with open_run(tracking, run_name(cfg), out, tags={"stage": "adjust"}, into=into) as sink:
         sink.log_params({"config": cfg.model_dump(mode="json"), "model_info": describe(lm)})
+        corpora = [[str(p) for p in corpus_paths(cfg.corpus, lang)] for lang in cfg.languages]
+        sink.log_datasets({corpus_name(files[0]): files for files in corpora}, "train")
         sink.log_metrics({f"pairs.{lang}.{k}": v for lang, c in pairs.counts.items() for k, v in c.items()})
 
         # 3. Held-out statistics before training.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -37,9 +38,12 @@ from xlray.concepts.metrics import calign, colap, word_clusters
 from xlray.concepts.plots import plot_curves, plot_histograms
 from xlray.concepts.points import prepare_points
 from xlray.configs import load_config
+from xlray.console import log_to, progress, say
+from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
 from xlray.extract.reader import Activations, open_activations
 from xlray.outputs import atomic, finished_manifest, write_parquet
+from xlray.tasks.formats.textio import read_lines
 from xlray.tracking import Sink, open_run
 
 MANIFEST = "manifest.json"
@@ -66,8 +70,19 @@ HISTOGRAM_SCHEMA = {
 
 def main(config_path: str | Path) -> int:
     """CLI entry: run the concept analysis described by a YAML config."""
-    run_concepts(load_config(config_path, ConceptsConfig))
+    from xlray.console import table
+
+    cfg = load_config(config_path, ConceptsConfig)
+    manifest = run_concepts(cfg)
+    shown = headline_metrics(cfg)
+    rows = [[layer, *(manifest["results"][str(layer)].get(k) for k in shown)] for layer in manifest["layers"]]
+    table(f"concepts {cfg.source}-{cfg.target}, per layer", ["layer", *shown], rows)
     return 0
+
+
+def headline_metrics(cfg: ConceptsConfig) -> list[str]:
+    """The per-layer results a console table shows: CALIGN both ways, COLAP, the joint clustering's noise."""
+    return [f"calign.{cfg.source}_{cfg.target}", f"calign.{cfg.target}_{cfg.source}", "colap", "noise_fraction.joint"]
 
 
 def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any]:
@@ -76,9 +91,10 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
     ``into``: log into that open sink (a sweep trial's run) instead of a run of its own.
     """
     out = Path(cfg.output_dir)
+    log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
     done = finished_manifest(out / MANIFEST, comparable(cfg), "concept analysis")
     if done is not None:
-        print(f"concepts: {out} is already complete ({MANIFEST}); nothing to do")
+        say(f"[concepts] {out} is already complete ({MANIFEST}); nothing to do")
         return done
     acts = open_activations(cfg.activations)
     layers = check_inputs(acts, cfg)
@@ -101,17 +117,18 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
     histograms: list[pl.DataFrame] = []
     with open_run(cfg.tracking, name, out, tags=tags, into=into) as sink:
         sink.log_params({"config": cfg.model_dump(mode="json"), "dictionary_pairs": dictionary.height})
-        for layer in layers:
-            metrics, reasons, assignments, dist = analyse_layer(acts, layer, cfg, forward_top, reverse_top, known)
-            results[layer], missing[layer] = metrics, reasons
-            frames.append(assignments)
-            if dist is not None:
-                histograms.append(histogram_frame(layer, dist))
-            sink.log_metrics(metrics, step=layer)
-            for metric, reason in reasons.items():
-                sink.log_missing(f"{metric}.layer_{layer}", reason)
-            shown = [f"calign.{src}_{tgt}", f"calign.{tgt}_{src}", "colap", "noise_fraction.joint"]
-            print(f"concepts: layer {layer}: " + ", ".join(f"{k}={fmt(metrics.get(k))}" for k in shown))
+        sink.log_datasets(inputs(cfg, acts, f"{model}-{cfg.checkpoint_label}"), "concepts")
+        with progress(f"concepts {src}-{tgt}: layers", len(layers)) as advance:
+            for layer in layers:
+                metrics, reasons, assignments, dist = analyse_layer(acts, layer, cfg, forward_top, reverse_top, known)
+                results[layer], missing[layer] = metrics, reasons
+                frames.append(assignments)
+                if dist is not None:
+                    histograms.append(histogram_frame(layer, dist))
+                sink.log_metrics(metrics, step=layer)
+                for metric, reason in reasons.items():
+                    sink.log_missing(f"{metric}.layer_{layer}", reason)
+                advance()
 
         # Outputs: data first, manifest last, each written under a temporary name and renamed.
         assignments = pl.concat(frames)
@@ -144,6 +161,7 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
             **summary,
         }
         atomic(out / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+    say(f"[concepts] {src}-{tgt}: {len(layers)} layers analysed; {out}")
     return manifest
 
 
@@ -161,6 +179,20 @@ def check_inputs(acts: Activations, cfg: ConceptsConfig) -> list[int]:
     for layer in layers:
         acts.check(layer, [cfg.source, cfg.target], cfg.site)
     return layers
+
+
+def inputs(cfg: ConceptsConfig, acts: Activations, label: str) -> dict[str, str | list[str]]:
+    """What the analysis read, for MLflow: the extraction (by its manifest, which changes with every re-run) and
+    the dictionary file, or the parallel files eflomal aligned (named as `xlray extract` names its corpus)."""
+    spec = cfg.dictionary
+    files: dict[str, str | list[str]] = {
+        f"activations {label} {cfg.source}-{cfg.target}": str(acts.folder / "manifest.json")
+    }
+    if isinstance(spec, DictionaryFile):
+        files["dictionary"] = spec.path
+    else:
+        files[corpus_name(spec.source)] = [spec.source, spec.target]
+    return files
 
 
 def load_dictionary(cfg: ConceptsConfig, out: Path) -> pl.DataFrame:
@@ -187,8 +219,7 @@ def eflomal_dictionary(source: str, target: str, max_sentences: int | None, n_sa
     for path in (source, target):
         if not Path(path).is_file():
             raise XlrayError(f"dictionary: {path}: parallel file not found")
-        lines = Path(path).read_text(encoding="utf-8").splitlines()[:max_sentences]
-        sides.append([line.split() for line in lines])
+        sides.append([text.split() for _, text in islice(read_lines(path), max_sentences)])
     if len(sides[0]) != len(sides[1]):
         raise XlrayError(f"dictionary: {source} has {len(sides[0])} lines but {target} has {len(sides[1])}")
     return build_dictionary(sides[0], sides[1], word_align(sides[0], sides[1], n_samplers=n_samplers))
@@ -312,7 +343,3 @@ def mean_by_word(x: np.ndarray, words: list[str]) -> tuple[list[str], np.ndarray
 def comparable(cfg: ConceptsConfig) -> dict[str, Any]:
     """The config fields that decide the result (tracking does not)."""
     return cfg.model_dump(mode="json", exclude={"tracking"})
-
-
-def fmt(value: float | None) -> str:
-    return "missing" if value is None else f"{value:.3g}"

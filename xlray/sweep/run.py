@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from xlray.configs import load_config
-from xlray.errors import XlrayError
+from xlray.console import log_to, say
+from xlray.errors import RunFailure, XlrayError
 from xlray.outputs import finished_manifest, read_json, write_json
-from xlray.sweep.concepts import check_step
+from xlray.sweep.checks import preflight
 from xlray.sweep.config import SweepConfig
-from xlray.sweep.metrics import check_metrics
-from xlray.sweep.space import check_space, param_space
+from xlray.sweep.space import param_space
 from xlray.sweep.trial import TrialSetup, run_trial
-from xlray.tracking import client_for, flatten, open_run, tracking_uri
+from xlray.tracking import client_for, flatten, is_server, open_run, tracking_uri
 
 STATE = "sweep.json"
 MANIFEST = "manifest.json"
@@ -44,21 +44,23 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
     from xlray.runtime import start_ray
 
     out = Path(cfg.output_dir).resolve()
+    log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
     done = finished_manifest(out / MANIFEST, comparable(cfg), "sweep")
     if done is not None:
-        print(f"[sweep] {out} is already complete ({MANIFEST}); nothing to do")
+        say(f"[sweep] {out} is already complete ({MANIFEST}); nothing to do")
         return done
     state = started_state(cfg, out, resume)
 
-    # 1. Everything that can be checked before a trial starts.
-    check_space(cfg)
-    check_step(cfg)
-    check_metrics(cfg)
+    # 1. Everything that can be checked before a trial starts: what `xlray validate` checks (space, concepts step,
+    #    metrics, the tracking server), then a local tracking store, then, once Ray runs, the trial's resources.
+    preflight(cfg)
     uri = tracking_uri(cfg.tracking, out) if cfg.tracking.enabled else None
-    if uri:
-        client_for(uri)  # fails now, naming the URI, if the tracking server cannot be reached
+    if uri and not is_server(uri):
+        client_for(uri)  # a local store (preflight reached a server): fails now, naming the URI, if unusable
     prepare_world(cfg)
-    start_ray(cfg.ray)
+    connected = start_ray(cfg.ray)
+    if connected:
+        say(f"[sweep] {connected}")
     check_resources(cfg)
 
     # 2. The parent run (reopened on resume), then the Tune experiment.
@@ -87,7 +89,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
         manifest = {"config": comparable(cfg), "trials": trials, "best": best, "parent_run_id": parent.run_id,
                     "report": [str(p.relative_to(out)) for p in report]}  # fmt: skip
         write_json(out / MANIFEST, manifest)
-    print(summary(cfg, trials, best, out, uri))
+    summary(cfg, trials, best, out, uri)
     return manifest
 
 
@@ -144,7 +146,9 @@ def fit(cfg: SweepConfig, setup: TrialSetup, storage: str, experiment: str, resu
     """Run the Tune experiment, or restore and finish it (errored and unfinished trials run again)."""
     from ray import tune
 
-    from xlray.sweep.tune_parts import TrialRunStatus, scheduler, search_algorithm
+    from xlray.console import progress, verbose
+    from xlray.sweep.space import count_trials
+    from xlray.sweep.tune_parts import TrialProgress, TrialRunStatus
 
     # Trials run in the job's working directory (relative paths in the config mean the same there), not in
     # Tune's per-trial folder; Tune hands this variable on to the trial processes.
@@ -153,15 +157,29 @@ def fit(cfg: SweepConfig, setup: TrialSetup, storage: str, experiment: str, resu
         tune.with_parameters(run_trial, setup=setup), {"cpu": cfg.resources.cpu, "gpu": cfg.resources.gpu}
     )
     space = param_space(cfg)
-    if resume and tune.Tuner.can_restore(experiment):
-        print(f"[sweep] resuming {experiment}")
-        # resume_errored keeps an errored trial's id (restart_errored would give it a new one, and a new MLflow run)
-        tuner = tune.Tuner.restore(
-            experiment, trainable, resume_unfinished=True, resume_errored=True, param_space=space
-        )
-        return tuner.fit()
+    if not verbose():  # Tune's new output engine prints its banner even at verbose=0; the legacy one does not
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    with progress(f"sweep {cfg.name}: trials", count_trials(cfg)):
+        callbacks = [TrialRunStatus(setup.tracking_uri, cfg.tracking.experiment, setup.parent_run_id), TrialProgress()]
+        if resume and tune.Tuner.can_restore(experiment):
+            say(f"[sweep] resuming {experiment}")
+            # resume_errored keeps an errored trial's id (restart_errored would give it a new one and a new MLflow
+            # run); the restored Tuner brings back its own run config and callbacks.
+            tuner = tune.Tuner.restore(
+                experiment, trainable, resume_unfinished=True, resume_errored=True, param_space=space
+            )
+            return tuner.fit()
+        return new_tuner(cfg, trainable, space, storage, callbacks, verbose()).fit()
+
+
+def new_tuner(cfg: SweepConfig, trainable: Any, space: dict, storage: str, callbacks: list, loud: bool) -> Any:
+    """The Tuner of a new sweep; Tune's result tables only when ``loud`` (xlray -v)."""
+    from ray import tune
+
+    from xlray.sweep.tune_parts import scheduler, search_algorithm
+
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "5")  # keep Tune's saved state close to what ran
-    tuner = tune.Tuner(
+    return tune.Tuner(
         trainable,
         param_space=space,
         tune_config=tune.TuneConfig(
@@ -174,24 +192,33 @@ def fit(cfg: SweepConfig, setup: TrialSetup, storage: str, experiment: str, resu
         run_config=tune.RunConfig(
             name=cfg.name,
             storage_path=storage,
-            callbacks=[TrialRunStatus(setup.tracking_uri, cfg.tracking.experiment, setup.parent_run_id)],
+            callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=0),
-            verbose=1,
+            verbose=2 if loud else 0,
         ),
     )
-    return tuner.fit()
 
 
 def trial_results(cfg: SweepConfig, results: Any) -> dict[str, dict[str, Any]]:
-    """``{trial id: {"config", "result"}}``; failed trials are one error naming them and how to retry."""
+    """``{trial id: {"config", "result"}}``; failed trials are one line naming each and its cause, and how to
+    resume: an XlrayError if each failed on bad input, else a RunFailure (a worker died, a bug)."""
+    from xlray.ray_failures import ray_failure
+
     failed = [r for r in results if r.error is not None]
     if failed:
-        lines = [f"  {r.metrics.get('trial_id', Path(r.path).name)}: {first_line(r.error)}" for r in failed]
-        raise XlrayError(
-            f"{len(failed)} of {len(results)} trials failed (logs under {results.experiment_path}):\n"
-            + "\n".join(lines)
-            + "\nfix the cause, then: xlray sweep <config> --resume (finished trials are kept)"
-        )
+        labels = [f"trial {r.metrics.get('trial_id', Path(r.path).name)}" for r in failed]
+        causes = [ray_failure(r.error, label) for r, label in zip(failed, labels, strict=True)]
+        said = [
+            f"{label}: {c}" if isinstance(c, XlrayError) else str(c) for label, c in zip(labels, causes, strict=True)
+        ]
+        message = (
+            f"{len(failed)} of {len(results)} trials failed: " + "; ".join(said)
+            + f"; trial logs under {results.experiment_path}; fix the cause, then: xlray sweep <config> --resume "
+            "(finished trials are kept)"
+        )  # fmt: skip
+        if all(isinstance(c, XlrayError) for c in causes):
+            raise XlrayError(message)
+        raise RunFailure(message, "\n".join(c.detail or "" for c in causes if isinstance(c, RunFailure)))
     return {
         r.metrics["trial_id"]: {"config": r.config, "result": {k: v for k, v in r.metrics.items() if is_result(k)}}
         for r in results
@@ -203,14 +230,6 @@ def is_result(key: str) -> bool:
     return "." in key or key == "trial_seconds"
 
 
-def first_line(error: BaseException) -> str:
-    from xlray.extract.run import user_error
-
-    err = user_error(error)
-    text = str(err if err is not None else error).strip().splitlines()
-    return (text[-1] if text else type(error).__name__)[:300]
-
-
 def best_trial(cfg: SweepConfig, trials: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     scored = [(t["result"][cfg.search.metric], tid) for tid, t in trials.items() if cfg.search.metric in t["result"]]
     if not scored:
@@ -219,13 +238,20 @@ def best_trial(cfg: SweepConfig, trials: dict[str, dict[str, Any]]) -> dict[str,
     return {"trial_id": tid, **trials[tid]}
 
 
-def summary(cfg: SweepConfig, trials: dict, best: dict | None, out: Path, uri: str | None) -> str:
-    lines = [f"[sweep] {cfg.name}: {len(trials)} trials finished; outputs in {out}"]
-    if best:
-        lines.append(f"[sweep] best {cfg.search.metric} = {best['result'][cfg.search.metric]:.4f}: {best['config']}")
-    else:
-        lines.append(f"[sweep] no trial reported {cfg.search.metric}")
-    lines.append(f"[sweep] report: {out / 'report'}")
+def summary(cfg: SweepConfig, trials: dict, best: dict | None, out: Path, uri: str | None) -> None:
+    """A table of the trials (best first), then where the outputs are."""
+    from xlray.console import table
+    from xlray.sweep.space import trial_label
+
+    metric = cfg.search.metric
+    rows = sorted(
+        ([trial_label(t["config"]), t["result"].get(metric), tid] for tid, t in trials.items()),
+        key=lambda row: (row[1] is None, -(row[1] or 0) if cfg.search.mode == "max" else (row[1] or 0)),
+    )
+    say(f"[sweep] {cfg.name}: {len(trials)} trials finished; outputs in {out}")
+    table(f"sweep {cfg.name}: trials, best first", ["trial", metric, "trial id"], rows)
+    if best is None:
+        say(f"[sweep] no trial reported {metric}")
+    say(f"[sweep] report: {out / 'report'}")
     if uri:
-        lines.append(f"[sweep] MLflow: parent run sweep-{cfg.name} in experiment {cfg.tracking.experiment} at {uri}")
-    return "\n".join(lines)
+        say(f"[sweep] MLflow: parent run sweep-{cfg.name} in experiment {cfg.tracking.experiment} at {uri}")

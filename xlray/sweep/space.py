@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +178,12 @@ def trial_label(trial: dict[str, Any]) -> str:
                 shown = str(value.get("kind", "+".join(map(str, value.values()))))
             parts.append(f"{key.rsplit('.', 1)[-1]}={shown}")
     return "-".join(parts)
+
+
+def count_trials(cfg: SweepConfig) -> int:
+    """Trials the sweep runs: the product of its grids (models, language groups, grid dimensions) times
+    ``num_samples``; under Optuna, ``num_samples``."""
+    if cfg.search.algorithm == "optuna":
+        return cfg.search.num_samples
+    grids = [len(cfg.models), len(cfg.language_groups())] + [len(d.grid) for d in cfg.space.values() if d.grid]
+    return math.prod(grids) * cfg.search.num_samples

@@ -74,3 +74,18 @@ class TrialRunStatus(tune.Callback):
         for run in trial_runs(client, self.experiment, self.parent_run_id, trial_id):
             if run.info.status == "RUNNING":
                 client.set_terminated(run.info.run_id, status=status)
+
+
+class TrialProgress(tune.Callback):
+    """Advances the sweep's progress bar as trials end (through xlray.console: Tune pickles its callbacks with the
+    experiment, and a restored one must still find the bar)."""
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from xlray.console import advance
+
+        advance()
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from xlray.console import advance
+
+        advance()

@@ -26,6 +26,7 @@ import torch
 
 from xlray import outputs
 from xlray.configs import load_config
+from xlray.console import log_to
 from xlray.errors import XlrayError
 from xlray.models import LoadedModel, describe, load_model
 from xlray.outputs import read_json
@@ -59,6 +60,7 @@ def run_evaluation(
     Returns ``{language: {metric: mean over seeds, metric + "_std": sample std (NaN for one seed)}}``.
     """
     out = Path(cfg.output_dir)
+    log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
     done = read_json(out / MANIFEST)
     if done is not None and done.get("config") == run_key(cfg):
         return done["summary"]  # finished; a changed seed list or comparison reruns only what is missing
@@ -70,6 +72,8 @@ def run_evaluation(
     with open_run(cfg.tracking, run_name(cfg), out, tags, parent_run_id, into=into) as sink:
         sink.log_params({"config": run_key(cfg), "seeds_run": len(seeds)})
         data = task.load(cfg)
+        for context, files in inputs(cfg).items():
+            sink.log_datasets(files, context)
         results = {
             seed: run_seed(cfg, task, data, seed, sink.run_id, PrefixedSink(into, f"seed{seed}.") if into else None)
             for seed in seeds
@@ -99,6 +103,14 @@ def run_evaluation(
         }
         write_json(out / MANIFEST, manifest)
     return summary["languages"]
+
+
+def inputs(cfg: EvaluateConfig) -> dict[str, dict[str, str | list[str]]]:
+    """What the condition reads, for MLflow: the task's files, plus the aligned-pair pool if continual."""
+    files = cfg.task.inputs(cfg.languages)
+    if cfg.continual.enabled:
+        files.setdefault("train", {})["continual pairs"] = cfg.continual.pairs
+    return files
 
 
 def run_seed(
