@@ -1,11 +1,12 @@
 .PHONY: test lint demo
 
+# The README's commands; make is a convenience, not needed.
 test:
-	python3 -m pytest -q -p no:cacheprovider tests
+	python -m pytest -q -p no:cacheprovider tests
 
 lint:
-	python3 -m ruff check xlray tests
-	python3 -m ruff format --check xlray tests
+	python -m ruff check xlray tests
+	python -m ruff format --check xlray tests
 
 demo:
 	xlray demo
