@@ -32,11 +32,11 @@ def causes(exc: BaseException | None, limit: int = 16):
 def user_error(exc: BaseException) -> XlrayError | None:
     """The XlrayError a Ray task raised, dug out of Ray's wrappers (as an object, or from the remote traceback)."""
     for inner in causes(exc):
-        if isinstance(inner, XlrayError):
-            return XlrayError(str(inner))
         text = str(inner)
-        if USER_ERROR_MARK in text:
+        if USER_ERROR_MARK in text:  # Ray's wrapper (itself an XlrayError subclass) carries the remote traceback
             return XlrayError(text.split(USER_ERROR_MARK, 1)[1].splitlines()[0].strip())
+        if isinstance(inner, XlrayError):
+            return XlrayError(text)
     return None
 
 

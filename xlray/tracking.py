@@ -5,10 +5,12 @@ Stage code receives a sink and never asks whether tracking is on.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -142,7 +144,7 @@ class PrefixedSink:
         self.sink.log_datasets(files, context)
 
 
-Sink = MlflowSink | NullSink | PrefixedSink
+Sink = MlflowSink | NullSink | PrefixedSink  # and DeferredSink, while a run opens in the background
 
 
 def tracking_uri(cfg: TrackingConfig, output_dir: str | Path | None = None) -> str:
@@ -234,10 +236,14 @@ def open_run(
     parent_run_id: str | None = None,
     run_id: str | None = None,
     into: Sink | None = None,
+    background: bool = False,
 ) -> Iterator[Sink]:
     """Open (or reopen by ``run_id``) one MLflow run; ends FINISHED, or FAILED if the body raises.
 
     ``into``: log into that (already open) sink instead, e.g. a sweep trial's run; nothing is opened or ended.
+    ``background``: open the run in a thread while the body works (importing MLflow and creating a new sqlite
+    store take seconds); the sink queues calls until the run is open and the run is complete when the block
+    ends. A tracking server is still probed before the body starts, so a dead one fails first.
     """
     if into is not None:
         yield into
@@ -245,20 +251,69 @@ def open_run(
     if not cfg.enabled:
         yield NullSink()
         return
-    client = client_for(tracking_uri(cfg, output_dir))
-    all_tags = dict(tags or {})
-    if parent_run_id:
-        all_tags["mlflow.parentRunId"] = parent_run_id
-    if run_id is None:
-        run = client.create_run(experiment_id(client, cfg.experiment), run_name=run_name, tags=all_tags)
-        run_id = run.info.run_id
-    else:
-        client.update_run(run_id, status="RUNNING")
-    sink = MlflowSink(client, run_id)
+    uri = tracking_uri(cfg, output_dir)
+    all_tags = dict(tags or {}) | ({"mlflow.parentRunId": parent_run_id} if parent_run_id else {})
+    start = functools.partial(start_run, uri, cfg.experiment, run_name, all_tags, run_id)
+    if background and is_server(uri):
+        probe_server(uri)
+    opening = None
+    if background:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="xlray-mlflow")
+        opening = pool.submit(start)
+        pool.shutdown(wait=False)  # the thread ends once the run is open
+    sink = DeferredSink() if opening else MlflowSink(*start())
     try:
         yield sink
     except BaseException as exc:
         stopped = isinstance(exc, SystemExit) and exc.code in (0, None)  # a clean exit, e.g. Tune stopping a trial
-        client.set_terminated(run_id, status="FINISHED" if stopped else "FAILED")
+        end_run(sink, opening, "FINISHED" if stopped else "FAILED")
         raise
-    client.set_terminated(run_id, status="FINISHED")
+    end_run(sink, opening, "FINISHED")
+
+
+def start_run(uri: str, experiment: str, name: str, tags: dict[str, str], run_id: str | None) -> tuple[Any, str]:
+    """A new run (or ``run_id`` reopened): the client and the run's id."""
+    client = client_for(uri)
+    if run_id is None:
+        return client, client.create_run(experiment_id(client, experiment), run_name=name, tags=tags).info.run_id
+    client.update_run(run_id, status="RUNNING")
+    return client, run_id
+
+
+def end_run(sink: Sink, opening: Future | None, status: str) -> None:
+    """Mark the run ended; a run opened in the background first gets the calls its sink queued."""
+    if opening is not None:
+        sink = sink.replay(MlflowSink(*opening.result()))
+    sink.client.set_terminated(sink.run_id, status=status)
+
+
+class DeferredSink:
+    """A sink for a run still being opened: it records calls, and ``replay`` makes them on the real sink."""
+
+    run_id: str | None = None
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple, dict]] = []
+
+    def replay(self, sink: MlflowSink) -> MlflowSink:
+        for name, args, kwargs in self.calls:
+            getattr(sink, name)(*args, **kwargs)
+        return sink
+
+    def log_params(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("log_params", args, kwargs))
+
+    def log_metrics(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("log_metrics", args, kwargs))
+
+    def log_missing(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("log_missing", args, kwargs))
+
+    def log_artifact(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("log_artifact", args, kwargs))
+
+    def set_tags(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("set_tags", args, kwargs))
+
+    def log_datasets(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append(("log_datasets", args, kwargs))

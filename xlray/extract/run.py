@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,6 @@ from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Item, input_files, plan_chunks, read_chunk
 from xlray.extract.shards import MANIFEST, finished_shards, shard_stats
 from xlray.outputs import finished_manifest, write_json
-from xlray.ray_failures import ray_failure
 from xlray.runtime import start_ray
 from xlray.tracking import open_run
 
@@ -37,9 +37,36 @@ def chunk_hashes(cfg_json: str, chunk: dict, pairs: bool) -> dict[str, list[int]
     return smallest_hashes(*occurrences(it.side(side) for side in ("source", "target") for it in items), cfg.cap)
 
 
-def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> str | None:
-    """Per-type hash thresholds for the cap, computed once with Ray tasks and saved in ``out`` (where the actors,
-    and resumed runs, read them); returns the file's path, None without a cap."""
+def cap_pass(cfg_json: str, chunks: list[dict], pairs: bool, cap: int, window: int) -> dict[str, int]:
+    """The cap's thresholds (itself a 0-CPU Ray task): each chunk's smallest hashes in 0-CPU tasks, at most
+    ``window`` at a time, merged as they finish (the merge does not depend on order)."""
+    import ray
+
+    task = ray.remote(chunk_hashes).options(num_cpus=0, scheduling_strategy=outside_placement_groups())
+    todo, pending = list(chunks), []
+
+    def parts():
+        while todo or pending:
+            while todo and len(pending) < window:
+                pending.append(task.remote(cfg_json, todo.pop(), pairs))
+            ready, pending[:] = ray.wait(pending, num_returns=1)
+            yield ray.get(ready[0])
+
+    return merge_thresholds(parts(), cap)
+
+
+def outside_placement_groups() -> object:
+    """Outside any placement group: inside a sweep trial, tasks would otherwise be held to the trial's reservation."""
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    return PlacementGroupSchedulingStrategy(placement_group=None)
+
+
+def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> str | list | None:
+    """The cap's thresholds as the actors take them: the file a finished cap pass saved in ``out`` (resumed runs),
+    else ``[ref]``, the reference to a cap pass started now as 0-CPU tasks beside the actors' start-up (nested in a
+    list, so Ray does not wait for it before starting them; they wait only before their first chunk). None
+    without a cap."""
     import ray
 
     if cfg.cap is None:
@@ -47,15 +74,21 @@ def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> str | 
     saved = out / THRESHOLDS
     if saved.is_file():
         return str(saved)
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+    window = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    run = ray.remote(cap_pass).options(num_cpus=0, scheduling_strategy=outside_placement_groups())
+    chunk_dicts = [asdict(c) for c in chunks]
+    return [run.remote(cfg.model_dump_json(), chunk_dicts, "decoder" in cfg.sites, cfg.cap, window)]
 
-    # Outside any placement group: inside a sweep trial, tasks would otherwise be held to the trial's reservation.
-    task = ray.remote(chunk_hashes).options(
-        num_cpus=cfg.cpus_per_actor, scheduling_strategy=PlacementGroupSchedulingStrategy(placement_group=None)
-    )
-    refs = [task.remote(cfg.model_dump_json(), asdict(c), "decoder" in cfg.sites) for c in chunks]
-    write_json(saved, merge_thresholds((ray.get(ref) for ref in refs), cfg.cap))
-    return str(saved)
+
+def save_thresholds(thresholds: str | list | None, out: Path) -> None:
+    """Keep a finished cap pass's thresholds for resumed runs (recomputing them would give the same)."""
+    import ray
+
+    if isinstance(thresholds, list) and ray.wait(thresholds, timeout=0)[0]:
+        try:
+            write_json(out / THRESHOLDS, ray.get(thresholds[0]))
+        except Exception:  # noqa: BLE001 - the pass failed; the run's own error says why
+            pass
 
 
 def resolve_layers(cfg: ExtractConfig, num_layers: int) -> list[int]:
@@ -178,20 +211,25 @@ def run_chunks(
     return done, failure
 
 
-def free_resources() -> dict[str, float]:
+def free_resources(cfg: ExtractConfig) -> dict[str, float]:
+    """The CPUs and GPUs a failed pipeline must give back: on this process's own local Ray all of them (a task
+    lease can linger a moment after any earlier work), on a shared cluster those free before it started."""
     import ray
 
-    free = ray.available_resources()
+    joined = cfg.ray.address or os.environ.get("RAY_ADDRESS")
+    free = ray.available_resources() if joined else ray.cluster_resources()
     return {k: free.get(k, 0.0) for k in ("CPU", "GPU")}
 
 
 def wait_for_release(before: dict[str, float], timeout_s: float = 15.0) -> None:
-    """Wait (briefly) until the CPUs and GPUs free before the pipeline are free again: ``ray.kill`` is asynchronous,
-    and the next extraction in this process should find them."""
+    """Wait (briefly) until the CPUs and GPUs in ``before`` are free again: ``ray.kill`` is asynchronous, and the
+    next extraction in this process should find them."""
+    import ray
+
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        free = free_resources()
-        if all(free[k] >= v for k, v in before.items()):
+        free = ray.available_resources()
+        if all(free.get(k, 0.0) >= v for k, v in before.items()):
             return
         time.sleep(0.05)
 
@@ -237,19 +275,22 @@ def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
         return done
     (out / "shards").mkdir(parents=True, exist_ok=True)
     chunks = plan_chunks(cfg.inputs, cfg.chunk_lines)
-    facts = model_facts(cfg.model)  # config and tokenizer only; the actors load the weights
-    layers = resolve_layers(cfg, facts["layers"])
-    connected = start_ray(cfg.ray)
-    if connected:
-        say(f"[extract] {connected}")
-    started, free_before = time.perf_counter(), free_resources()
-    with open_run(cfg.tracking, f"extract {Path(cfg.model.name).name}", out, tags={"xlray.stage": "extract"}) as sink:
+    # Start-up overlaps: the model's facts (config and tokenizer only; the actors load the weights) are read in a
+    # thread and the MLflow run opens in another, while Ray starts here.
+    reading = ThreadPoolExecutor(1, thread_name_prefix="xlray-model-facts")
+    facts_soon = reading.submit(model_facts, cfg.model)
+    reading.shutdown(wait=False)
+    name, tags = f"extract {Path(cfg.model.name).name}", {"xlray.stage": "extract"}
+    with open_run(cfg.tracking, name, out, tags=tags, background=True) as sink:
+        connected = start_ray(cfg.ray)
+        if connected:
+            say(f"[extract] {connected}")
+        facts = facts_soon.result()
+        layers = resolve_layers(cfg, facts["layers"])
+        started, free_before = time.perf_counter(), free_resources(cfg)
         sink.log_params({"config": cfg.model_dump(mode="json"), "model": facts})
         sink.log_datasets({corpus_name(input_files(c)[0]): input_files(c) for c in cfg.inputs}, "extract")
-        try:
-            thresholds = cap_thresholds(cfg, chunks, out)
-        except Exception as exc:  # noqa: BLE001 - a Ray task's failure becomes one line
-            raise ray_failure(exc, "extract (cap pass)") from None
+        thresholds = cap_thresholds(cfg, chunks, out)
         finished = finished_shards(out / "shards")
         todo = [c for c in chunks if c.chunk_id not in finished]
         say(f"[extract] {len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to run")
@@ -258,6 +299,7 @@ def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
             gpus = gpus_per_actor(cfg)
             ds = pipeline(cfg, todo, layers, facts["max_length"], thresholds, gpus)
             ran, failure = run_chunks(cfg, ds, todo, free_before)
+            save_thresholds(thresholds, out)
             if failure is not None:
                 raise failure
         seconds = time.perf_counter() - started

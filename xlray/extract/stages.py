@@ -7,6 +7,7 @@ cores from the forward pass. Sentences in which the cap keeps no word are not ru
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -22,7 +23,7 @@ from xlray.errors import XlrayError
 from xlray.extract.cap import keep_mask, occurrences
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Invalid, Item, read_chunk
-from xlray.ray_failures import CHUNK_MARK
+from xlray.ray_failures import CHUNK_MARK, user_error
 
 
 def chunk_items(cfg: ExtractConfig, chunk: Chunk, pairs: bool, stats: Counter) -> list[Item]:
@@ -49,8 +50,12 @@ class TokenizeChunks:
         self.cfg = ExtractConfig.model_validate_json(cfg_json)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(self.cfg.model)
         self.max_length = max_length
-        self.thresholds = load_thresholds(thresholds)
+        self.cap_thresholds = thresholds  # loaded at the first chunk: the cap pass may still be running
         self.pairs = "decoder" in self.cfg.sites
+
+    @functools.cached_property
+    def thresholds(self) -> dict[str, int]:
+        return load_thresholds(self.cap_thresholds)
 
     def keep(self, items: list[Item], side: str) -> list[np.ndarray]:
         """Per item, which of its words (of ``side``: source or target) the cap keeps."""
@@ -91,11 +96,16 @@ class TokenizeChunks:
         return {"chunk_id": batch["chunk_id"], "payload": np.array(out, dtype=object)}
 
 
-def load_thresholds(thresholds: dict[str, int] | str | None) -> dict[str, int]:
-    """The cap's thresholds: given, or read from the file the driver saved (None: no cap)."""
+def load_thresholds(thresholds: dict[str, int] | str | list | None) -> dict[str, int]:
+    """The cap's thresholds: given, read from the file a finished cap pass saved, or ``[ref]``: waited for from
+    the cap pass still running (None: no cap)."""
     if isinstance(thresholds, str):
         with open(thresholds, encoding="utf-8") as f:
             return json.load(f)
+    if isinstance(thresholds, list):
+        import ray
+
+        return ray.get(thresholds[0])
     return thresholds or {}
 
 
@@ -110,8 +120,9 @@ def chunk_failure(chunk_id: str, exc: BaseException) -> str:
     holding its CPU or GPU."""
     import traceback
 
-    if isinstance(exc, XlrayError):
-        return json.dumps({"chunk": chunk_id, "user_error": str(exc)})
+    user = user_error(exc)  # also one raised in a Ray task this chunk waited for (the cap pass)
+    if user is not None:
+        return json.dumps({"chunk": chunk_id, "user_error": str(user)})
     return json.dumps({"chunk": chunk_id, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
 
 
