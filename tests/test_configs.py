@@ -69,3 +69,34 @@ def test_opening_a_run_leaves_the_tracking_environment_alone(tmp_path, monkeypat
     with open_run(TrackingConfig(uri=f"sqlite:///{tmp_path / 'a.db'}"), "a") as sink:
         sink.log_metrics({"x": 1.0})
     assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_a_run_opened_in_the_background_gets_every_call_and_its_status(tmp_path):
+    """open_run(background=True): calls made while the run opens are replayed in order; an error marks it FAILED."""
+    import pytest
+    from mlflow.tracking import MlflowClient
+
+    from xlray.configs import TrackingConfig
+    from xlray.tracking import DeferredSink, open_run
+
+    uri = f"sqlite:///{tmp_path / 'bg.db'}"
+    cfg = TrackingConfig(uri=uri, experiment="bg")
+    (tmp_path / "note.txt").write_text("n")
+    with open_run(cfg, "ok", tags={"stage": "t"}, background=True) as sink:
+        assert isinstance(sink, DeferredSink)
+        sink.log_params({"a": {"b": 1}})
+        for step in range(3):
+            sink.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+        sink.log_artifact(tmp_path / "note.txt")
+        sink.set_tags({"k": "v"})
+    with pytest.raises(ValueError), open_run(cfg, "bad", background=True) as sink:
+        sink.log_metrics({"x": 2.0})
+        raise ValueError("boom")
+    client = MlflowClient(uri)
+    runs = {r.info.run_name: r for r in client.search_runs([client.get_experiment_by_name("bg").experiment_id])}
+    ok, bad = runs["ok"], runs["bad"]
+    assert ok.info.status == "FINISHED" and bad.info.status == "FAILED"
+    assert ok.data.params == {"a.b": "1"} and ok.data.tags["k"] == "v" and ok.data.tags["stage"] == "t"
+    assert [m.value for m in client.get_metric_history(ok.info.run_id, "loss")] == [1.0, 0.5, 1.0 / 3]
+    assert [a.path for a in client.list_artifacts(ok.info.run_id)] == ["note.txt"]
+    assert bad.data.metrics == {"x": 2.0}
