@@ -86,14 +86,27 @@ class TokenizeChunks:
         return payload
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = []
-        for chunk_id, raw in zip(batch["chunk_id"], batch["chunk"], strict=True):
+        payloads, errors = each_chunk(batch, batch["chunk"], lambda raw: self.payload(Chunk(**json.loads(raw))), {})
+        return {"chunk_id": batch["chunk_id"], "payload": np.array(payloads, dtype=object), "error": errors}
+
+
+def each_chunk(batch: dict[str, np.ndarray], inputs: Any, work: Any, empty: Any) -> tuple[list, np.ndarray]:
+    """``work`` on each chunk's input, in order, and each chunk's error (``""`` if none). A chunk that failed in an
+    earlier stage, or fails here, gives ``empty`` and its failure as data (see ``chunk_failure``)."""
+    results, errors = [], []
+    earlier = batch.get("error", [""] * len(batch["chunk_id"]))
+    for chunk_id, item, error in zip(batch["chunk_id"], inputs, earlier, strict=True):
+        if not error:
             started(chunk_id)
             try:
-                out.append(self.payload(Chunk(**json.loads(raw))))
+                results.append(work(item))
+                errors.append("")
+                continue
             except Exception as exc:  # noqa: BLE001 - handed to the driver as data, see chunk_failure
-                out.append({"error": chunk_failure(chunk_id, exc)})
-        return {"chunk_id": batch["chunk_id"], "payload": np.array(out, dtype=object)}
+                error = chunk_failure(chunk_id, exc)
+        results.append(empty)
+        errors.append(error)
+    return results, np.array(errors, dtype=object)
 
 
 def load_thresholds(thresholds: dict[str, int] | str | list | None) -> dict[str, int]:
@@ -194,23 +207,12 @@ class ForwardChunks:
         return table, stats | {"sentences_run": len(run)}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        tables, stats_out, errors = [], [], []
-        for chunk_id, payload in zip(batch["chunk_id"], batch["payload"], strict=True):
-            table, stats, error = b"", "{}", payload.get("error", "")
-            if not error:
-                started(chunk_id)
-                try:
-                    table, stats = self.table_bytes(payload)
-                except Exception as exc:  # noqa: BLE001 - handed to the driver as data, see chunk_failure
-                    error = chunk_failure(chunk_id, exc)
-            tables.append(table)
-            stats_out.append(stats)
-            errors.append(error)
+        done, errors = each_chunk(batch, batch["payload"], self.table_bytes, (b"", "{}"))
         return {
             "chunk_id": batch["chunk_id"],
-            "table": np.array(tables, dtype=object),
-            "stats": np.array(stats_out, dtype=object),
-            "error": np.array(errors, dtype=object),
+            "table": np.array([table for table, _ in done], dtype=object),
+            "stats": np.array([stats for _, stats in done], dtype=object),
+            "error": errors,
         }
 
     def table_bytes(self, payload: dict[str, Any]) -> tuple[bytes, str]:
@@ -226,30 +228,29 @@ class ExtractChunks:
     """CPU-only actor: tokenizes, runs and writes its own chunks, one after another on its own cores."""
 
     def __init__(
-        self, cfg_json: str, max_length: int, thresholds: str | None, layers: list[int], threads: int, shard_dir: str
+        self,
+        cfg_json: str,
+        max_length: int,
+        thresholds: str | list | None,
+        layers: list[int],
+        threads: int,
+        shard_dir: str,
     ):
         self.forward = ForwardChunks(cfg_json, layers, threads)
         self.tokenize = TokenizeChunks(cfg_json, max_length, thresholds, self.forward.lm.tokenizer)
         self.shard_dir = shard_dir
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        stats_out, errors = [], []
-        for chunk_id, raw in zip(batch["chunk_id"], batch["chunk"], strict=True):
-            started(chunk_id)
-            stats, error = "{}", ""
-            try:
-                table, counts = self.forward.table(self.tokenize.payload(Chunk(**json.loads(raw))))
-                stats = json.dumps(counts)
-                write_shard(self.shard_dir, chunk_id, table, stats)
-            except Exception as exc:  # noqa: BLE001 - handed to the driver as data, see chunk_failure
-                error = chunk_failure(chunk_id, exc)
-            stats_out.append(stats)
-            errors.append(error)
-        return {
-            "chunk_id": batch["chunk_id"],
-            "stats": np.array(stats_out, dtype=object),
-            "error": np.array(errors, dtype=object),
-        }
+        stats, errors = each_chunk(batch, zip(batch["chunk_id"], batch["chunk"], strict=True), self.extract, "{}")
+        return {"chunk_id": batch["chunk_id"], "stats": np.array(stats, dtype=object), "error": errors}
+
+    def extract(self, chunk: tuple[str, str]) -> str:
+        """Tokenize, run and write one chunk; its counts as JSON."""
+        chunk_id, raw = chunk
+        table, counts = self.forward.table(self.tokenize.payload(Chunk(**json.loads(raw))))
+        stats = json.dumps(counts)
+        write_shard(self.shard_dir, chunk_id, table, stats)
+        return stats
 
 
 SIDE = {"encoder": "source", "decoder": "target"}  # which side of an item each activation site reads
