@@ -75,7 +75,7 @@ class TokenizeChunks:
         items = chunk_items(self.cfg, chunk, self.pairs, stats)
         payload = {
             "chunk": asdict(chunk),
-            "items": [asdict(it) for it in items],
+            "items": [dict(vars(it)) for it in items],  # shallow: dataclasses.asdict deep-copies every word list
             "source": self.tokenize([it.words for it in items]),
             "keep": self.keep(items, "source"),
             "stats": dict(stats),
