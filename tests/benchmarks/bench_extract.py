@@ -10,7 +10,17 @@ words a sentence, and a WordPiece tokenizer trained on it, so that frequent word
 (c) a one-sentence-at-a-time extractor that writes every layer of every word (the classic toolkit approach).
 Also: peak resident memory of (a) at N and 10x smaller N, and bytes per stored value.
 
+--whole-process times whole processes instead, by wall clock from start to exit, as a user would:
+(A) `xlray extract CONFIG` in a fresh process that starts its own local Ray (`ray.address: null`), with MLflow
+    tracking on (the default sqlite store in the output folder) and off;
+(B) a bare script in its own process: torch + transformers, `from_pretrained` of the same saved model and tokenizer,
+    read the corpus, tokenize, batched forward passes (same batch size, sorted by length), every hidden state pooled
+    to the last subword of each word and cast to fp16, nothing written.
+It prints B/A (xlray's speed relative to the bare script; the target is >= 0.75 at 10k sentences) and, for A, the
+fixed cost outside extraction's own timer (whole process - manifest seconds).
+
     python tests/benchmarks/bench_extract.py --sentences 20000 --hidden 256 --layers 4
+    python tests/benchmarks/bench_extract.py --whole-process --sentences 10000 --repeats 3
 """
 
 from __future__ import annotations
@@ -18,6 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -162,6 +175,151 @@ def stored_bytes_per_value(out: Path, manifest: dict, layers: int, hidden: int) 
     return shard_bytes / (manifest["counts"]["encoder_kept"] * (layers + 1) * hidden)
 
 
+def last_subwords(enc) -> torch.Tensor:
+    """Flat position (in ``[batch * tokens]``) of each word's last subword, sentence after sentence."""
+    width, last = enc.input_ids.shape[1], []
+    for b in range(enc.input_ids.shape[0]):
+        wids = enc.word_ids(b)
+        last += [b * width + t for t, w in enumerate(wids) if w is not None and (t + 1 == width or wids[t + 1] != w)]
+    return torch.tensor(last, dtype=torch.long)
+
+
+def bare_process(model: str, corpus: str, batch_size: int) -> None:
+    """(B) of --whole-process, run as its own process: what a user's bare batched-forward script does."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    lm = AutoModel.from_pretrained(model).eval()
+    limit = min(tokenizer.model_max_length, 512)
+    started = time.perf_counter()
+    with open(corpus, encoding="utf-8") as lines:
+        sentences = sorted((line.split() for line in lines), key=len)
+    words = 0
+    with torch.inference_mode():
+        for k in range(0, len(sentences), batch_size):
+            enc = tokenizer(sentences[k : k + batch_size], is_split_into_words=True, truncation=True,
+                            max_length=limit, padding=True, return_tensors="pt")  # fmt: skip
+            out = lm(input_ids=enc.input_ids, attention_mask=enc.attention_mask, output_hidden_states=True)
+            index = last_subwords(enc)
+            vectors = torch.stack([h.reshape(-1, h.shape[-1]).index_select(0, index) for h in out.hidden_states])
+            words += vectors.half().numpy().shape[1]
+    print(json.dumps({"words": words, "seconds": time.perf_counter() - started}))
+
+
+def xlray_command() -> list[str]:
+    """The `xlray` console script of this Python (what a user types), else ``python -m xlray``."""
+    script = Path(sys.executable).parent / "xlray"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "xlray"]
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without a Ray address or MLflow URI, so (A) starts its own Ray and sqlite store."""
+    return {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "MLFLOW_TRACKING_URI")}
+
+
+def wait_for_load(below: float, limit_s: float = 900) -> None:
+    """On a shared machine: wait (at most ``limit_s``) until the 1-minute load average is under ``below``."""
+    deadline = time.monotonic() + limit_s
+    while below and os.getloadavg()[0] >= below and time.monotonic() < deadline:
+        time.sleep(5)
+
+
+def tree_cpu(proc: psutil.Process, seen: dict[int, float]) -> None:
+    """Note the CPU seconds so far of ``proc`` and of every process under it, by pid."""
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            times = p.cpu_times()
+            seen[p.pid] = times.user + times.system
+        except psutil.Error:
+            pass
+
+
+def timed_process(command: list[str], cwd: Path, log: Path) -> tuple[float, float]:
+    """Wall seconds of a whole process from start to exit, and CPU seconds of it and every process under it (Ray's
+    included; sampled every 0.25 s, so what each did after its last sample is missed); output goes to ``log``."""
+    seen: dict[int, float] = {}
+    with log.open("w") as sink:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, cwd=cwd, env=clean_env(), stdout=sink, stderr=subprocess.STDOUT)
+        watched = psutil.Process(child.pid)
+        while child.poll() is None:
+            tree_cpu(watched, seen)
+            try:
+                child.wait(timeout=0.25)
+            except subprocess.TimeoutExpired:
+                pass
+        seconds = time.perf_counter() - start
+    if child.returncode:
+        raise SystemExit(f"{' '.join(command)} failed ({child.returncode}); see {log}")
+    return seconds, sum(seen.values())
+
+
+def whole_xlray(corpus: Path, model: Path, out: Path, cap: int | None, batch_size: int, tracking: bool):
+    """(A): `xlray extract CONFIG` as a fresh process: wall and CPU seconds, and seconds inside its own timer."""
+    import yaml
+
+    out.mkdir(parents=True)
+    cfg = {"stage": "extract", "model": {"name": str(model)},
+           "inputs": [{"format": "text", "path": str(corpus), "language": "en"}], "languages": ["en"],
+           "output_dir": str(out / "extract"), "cap": cap, "batch_size": batch_size,
+           "ray": {"address": None}, "tracking": {"enabled": tracking}}  # fmt: skip
+    (out / "extract.yaml").write_text(yaml.safe_dump(cfg))
+    seconds, cpu = timed_process([*xlray_command(), "extract", "extract.yaml"], out, out / "log.txt")
+    manifest = json.loads((out / "extract" / "manifest.json").read_text())
+    counts = manifest["counts"]
+    note = f"{counts['sentences_run']} of {counts['sentences']} sentences run"
+    return seconds, cpu, manifest["seconds"], note
+
+
+def whole_bare(corpus: Path, model: Path, out: Path, batch_size: int):
+    """(B): the bare script as a fresh process: wall and CPU seconds, and seconds of its forward loop."""
+    out.mkdir(parents=True)
+    command = [sys.executable, str(Path(__file__).resolve()), "--bare-process", str(model), str(corpus),
+               "--batch-size", str(batch_size)]  # fmt: skip
+    seconds, cpu = timed_process(command, out, out / "log.txt")
+    result = json.loads((out / "log.txt").read_text().splitlines()[-1])
+    return seconds, cpu, result["seconds"], f"{result['words']} words pooled"
+
+
+def load() -> str:
+    return "/".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def whole_process(args: argparse.Namespace) -> None:
+    """--whole-process: (A) with tracking on and off against (B), whole processes, medians of --repeats."""
+    work = Path(tempfile.mkdtemp(prefix="bench-extract-whole-"))
+    corpus, model = build(work, args.sentences, args.hidden, args.layers, args.vocab)
+    n_words = sum(len(line.split()) for line in corpus.open(encoding="utf-8"))
+    cap = None if args.cap == "off" else int(args.cap)
+    runs = {
+        "B bare script": lambda k: whole_bare(corpus, model, work / f"B-{k}", args.batch_size),
+        "A tracking on": lambda k: whole_xlray(corpus, model, work / f"A-on-{k}", cap, args.batch_size, True),
+        "A tracking off": lambda k: whole_xlray(corpus, model, work / f"A-off-{k}", cap, args.batch_size, False),
+    }
+    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in runs}
+    print(f"corpus: {args.sentences} sentences, {n_words} words, Zipf over {args.vocab} types; model: bert "
+          f"{args.layers} layers x {args.hidden}; cap {args.cap}; batch {args.batch_size}; {psutil.cpu_count()} "
+          f"cores; work dir {work}")  # fmt: skip
+    for k in range(args.repeats):
+        for name, run in runs.items():
+            wait_for_load(args.wait_load)
+            at_start = load()
+            wall, cpu, inner, note = run(k)
+            rows[name].append((wall, cpu, inner))
+            print(f"run {k + 1}: {name:14s} {wall:6.1f} s wall, {cpu:6.1f} s CPU, {inner:5.1f} s inside its own timer; "
+                  f"{note} (load {at_start} -> {load()})", flush=True)  # fmt: skip
+    b = float(np.median([wall for wall, _, _ in rows["B bare script"]]))
+    print(
+        f"medians of {args.repeats}, whole processes from start to exit; fixed = wall - own timer "
+        "(B: its forward loop; A: extraction's timer):"
+    )
+    for name, values in rows.items():
+        wall, cpu, inner = (float(np.median(col)) for col in zip(*values, strict=True))
+        ratio = "" if name.startswith("B") else f"  B/A = {b / wall:.2f}"
+        print(f"  {name:14s} {wall:6.1f} s ({n_words / wall:6.0f} words/s), {cpu:6.1f} s CPU, "
+              f"fixed {wall - inner:5.1f} s{ratio}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=20000)
@@ -170,7 +328,24 @@ def main() -> None:
     parser.add_argument("--vocab", type=int, default=30000, help="pseudo-word types of the Zipfian corpus")
     parser.add_argument("--repeats", type=int, default=1, help="runs of (a), (b) and (b2); medians are printed")
     parser.add_argument("--classic-sentences", type=int, default=2000, help="(c) is slow: measured on a prefix")
+    parser.add_argument("--whole-process", action="store_true", help="(A) xlray vs (B) bare script, as processes")
+    parser.add_argument("--cap", default="15", help="--whole-process: xlray's cap, or off")
+    parser.add_argument("--batch-size", type=int, default=64, help="--whole-process: sentences per forward pass")
+    parser.add_argument(
+        "--wait-load",
+        type=float,
+        default=0,
+        help="--whole-process: before each run, wait "
+        "(up to 15 min) for the 1-minute load average to drop under this (shared machines)",
+    )
+    parser.add_argument("--bare-process", nargs=2, metavar=("MODEL", "CORPUS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bare_process:
+        bare_process(*args.bare_process, args.batch_size)
+        return
+    if args.whole_process:
+        whole_process(args)
+        return
 
     import ray
 
