@@ -72,11 +72,6 @@ def ray_data_logging(folder: Path) -> Path:
     return path
 
 
-def log_file() -> Path | None:
-    """Where libraries' logs go in this process (None before any stage chose a folder)."""
-    return _log_file
-
-
 def quiet_ray_data() -> None:
     """Ray Data's progress bars and execution banners are off unless verbose (its real DataContext settings)."""
     from ray.data import DataContext

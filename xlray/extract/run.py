@@ -128,8 +128,8 @@ def pool_size(cfg: ExtractConfig, gpus: float, chunks: int) -> int:
     return int(max(1, min(fits, chunks)))
 
 
-def pipeline(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_length: int, thresholds: str | None,
-             gpus: float):  # fmt: skip
+def pipeline(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_length: int,
+             thresholds: str | list | None, gpus: float):  # fmt: skip
     """The Ray Data plan: tokenize (CPU actors) -> forward (GPU actors) -> write (CPU tasks), or without GPUs one
     CPU actor pool doing all three (each actor uses ``torch_threads`` or its reserved CPUs)."""
     import ray
