@@ -206,7 +206,7 @@ def kill_worker_when(shards, at_least: int, stop: threading.Event) -> None:
     while not stop.is_set():
         if shards.is_dir() and len(list(shards.glob("*.parquet"))) >= at_least:
             for proc in psutil.process_iter(["cmdline"]):
-                if "MapWorker(MapBatches(ExtractChunks))" in " ".join(proc.info["cmdline"] or []):
+                if " ".join(proc.info["cmdline"] or []).startswith("ray::ExtractChunks"):
                     proc.kill()
                     return
         time.sleep(0.05)

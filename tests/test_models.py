@@ -9,7 +9,7 @@ import torch
 
 from xlray.configs import ModelConfig
 from xlray.errors import XlrayError
-from xlray.models import hidden_states, load_model
+from xlray.models import hidden_states, load_model, model_facts
 from xlray.wordmap import encode_words, pool_words
 
 FAMILIES = ["bert", "xlm-roberta", "mt5"]
@@ -34,6 +34,43 @@ def test_hidden_state_shapes_and_family(assets, family):
     for site in states.values():
         assert len(site) == 3
         assert site[0].shape == (3, enc.input_ids.shape[1], 64)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_facts_read_as_json_equal_those_of_the_loaded_model(assets, family, tmp_path):
+    """The driver reads a local checkpoint's facts from its JSON files; they are what transformers reads."""
+    cfg = ModelConfig(name=str(assets / "models" / family))
+    lm = load_model(cfg)
+    facts = model_facts(cfg)
+    assert facts["family"] == family and facts["layers"] == lm.num_layers == 2
+    assert (facts["hidden_size"], facts["max_length"]) == (lm.hidden_size, lm.max_length)
+    path = copy_model(assets, tmp_path, family)  # without a saved model_max_length: transformers' default
+    saved = json.loads((path / "tokenizer_config.json").read_text())
+    saved.pop("model_max_length", None)
+    (path / "tokenizer_config.json").write_text(json.dumps(saved))
+    unset = ModelConfig(name=str(path))
+    assert model_facts(unset)["max_length"] == load_model(unset).max_length
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: (p / "model.safetensors").rename(p / "pytorch_model.bin"), "no safetensors weights"),
+        (lambda p: edit_config(p, auto_map={"AutoModel": "modeling_evil.EvilModel"}), "asks for remote code"),
+        (lambda p: edit_config(p, model_type="gpt2"), "model_type 'gpt2'"),
+    ],
+)
+def test_facts_read_as_json_refuse_what_loading_refuses(assets, tmp_path, change, message):
+    path = copy_model(assets, tmp_path)
+    change(path)
+    for read in (model_facts, load_model):
+        with pytest.raises(XlrayError, match=message):
+            read(ModelConfig(name=str(path)))
+
+
+def edit_config(path, **fields) -> None:
+    conf = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps(conf | fields))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -1,3 +1,3 @@
-from xlray.cli import main
+from xlray.cli import run
 
-raise SystemExit(main())
+run()

@@ -164,6 +164,27 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def run() -> None:
+    """The console script (``xlray`` and ``python -m xlray``): ``main``, then a quick exit.
+
+    Everything this process wrote is complete when ``main`` returns, so Ray is shut down here, output and logs are
+    flushed, and the process ends without the interpreter's slow teardown of torch, transformers and Ray (seconds
+    on a small machine). Code that calls ``main`` in-process (tests, notebooks) keeps its process as it is.
+    """
+    code = main()
+    import logging
+
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def as_failure(exc: Exception) -> XlrayError | RunFailure:
     """A failure that is not plain bad input, as one line: Ray's cause dug out of its wrappers, or the exception."""
     if isinstance(exc, RunFailure):

@@ -6,6 +6,7 @@ returns hidden states per activation site (``encoder``, and ``decoder`` for mT5 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,12 +64,16 @@ def read_model_config(cfg: ModelConfig) -> dict[str, Any]:
     except OSError as exc:
         raise XlrayError(f"model.name: cannot load {cfg.name}: {str(exc).splitlines()[0]}") from None
     data = conf.to_dict()
-    if data.get("auto_map") and not cfg.trust_remote_code:
+    refuse_remote_code(cfg, data)
+    return data
+
+
+def refuse_remote_code(cfg: ModelConfig, conf: dict[str, Any]) -> None:
+    if conf.get("auto_map") and not cfg.trust_remote_code:
         raise XlrayError(
             f"model.name: {cfg.name} asks for remote code (auto_map in config.json); "
             "set model.trust_remote_code: true only if you trust it"
         )
-    return data
 
 
 def resolve_family(cfg: ModelConfig, model_type: str) -> Family:
@@ -121,9 +126,12 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
     return tokenizer
 
 
-def length_limit(cfg: ModelConfig, family: Family, conf: dict[str, Any], tokenizer: Any) -> int:
+UNLIMITED = int(1e30)  # a tokenizer's model_max_length when its checkpoint sets none (as transformers has it)
+
+
+def length_limit(cfg: ModelConfig, family: Family, conf: dict[str, Any], model_max_length: int) -> int:
     """Most tokens per sequence: the tokenizer's and position table's limit, at most 512 and ``cfg.max_length``."""
-    limit = min(tokenizer.model_max_length, conf.get("max_position_embeddings") or 512, 512)
+    limit = min(model_max_length, conf.get("max_position_embeddings") or 512, 512)
     if family.name == "xlm-roberta":
         limit = min(limit, (conf.get("max_position_embeddings") or 514) - 2)
     return min(cfg.max_length or limit, limit)
@@ -140,7 +148,7 @@ def read_checkpoint(cfg: ModelConfig) -> tuple[dict[str, Any], Family, Any]:
     return conf, family, load_tokenizer(cfg)
 
 
-def facts_of(cfg: ModelConfig, conf: dict[str, Any], family: Family, tokenizer: Any) -> dict[str, Any]:
+def facts_of(cfg: ModelConfig, conf: dict[str, Any], family: Family, model_max_length: int) -> dict[str, Any]:
     """The facts `describe` reports (name, family, revision, layers, width, length limit) of a read checkpoint."""
     return {
         "name": cfg.name,
@@ -148,13 +156,28 @@ def facts_of(cfg: ModelConfig, conf: dict[str, Any], family: Family, tokenizer: 
         "revision": cfg.revision or commit_of(cfg.name),
         "layers": conf.get("num_hidden_layers") or conf.get("num_layers"),
         "hidden_size": conf.get("hidden_size") or conf.get("d_model"),
-        "max_length": length_limit(cfg, family, conf, tokenizer),
+        "max_length": length_limit(cfg, family, conf, model_max_length),
     }
 
 
 def model_facts(cfg: ModelConfig) -> dict[str, Any]:
-    """What `describe` says of a loaded model, read from its config and tokenizer without loading the weights."""
-    return facts_of(cfg, *read_checkpoint(cfg))
+    """What `describe` says of a loaded model, read from its config and tokenizer without loading the weights.
+
+    A local checkpoint folder is read as the JSON files it is (``config.json``, ``tokenizer_config.json``), with
+    the same checks as loading it: a driver that only needs the facts then never imports transformers (seconds on
+    a small machine). A hub name goes through transformers, which resolves it.
+    """
+    folder = Path(cfg.name)
+    if not (folder / "config.json").is_file():
+        conf, family, tokenizer = read_checkpoint(cfg)
+        return facts_of(cfg, conf, family, tokenizer.model_max_length)
+    conf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    refuse_remote_code(cfg, conf)
+    family = resolve_family(cfg, conf.get("model_type", ""))
+    check_weights(cfg)  # whether its tokenizer loads as a fast one, the actors find out (transformers may convert it)
+    tok_conf = folder / "tokenizer_config.json"
+    saved = json.loads(tok_conf.read_text(encoding="utf-8")) if tok_conf.is_file() else {}
+    return facts_of(cfg, conf, family, saved.get("model_max_length") or UNLIMITED)
 
 
 def load_model(cfg: ModelConfig, device: str = "cpu") -> LoadedModel:
@@ -171,7 +194,7 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> LoadedModel:
     except OSError as exc:
         raise XlrayError(f"model.name: cannot load weights of {cfg.name}: {str(exc).splitlines()[0]}") from None
     model.to(device).eval()
-    facts = facts_of(cfg, conf, family, tokenizer)
+    facts = facts_of(cfg, conf, family, tokenizer.model_max_length)
     return LoadedModel(
         cfg=cfg,
         family=family,

@@ -58,7 +58,9 @@ class ExtractConfig(Strict):
     on_invalid: Literal["error", "skip"] = Field(
         "error", description="Invalid UTF-8 or empty lines: stop with file:line, or skip and count"
     )
-    chunk_lines: int = Field(2048, ge=1, description="Sentences per input block (one output shard each)")
+    chunk_lines: int = Field(
+        1024, ge=1, description="Sentences per input block (one output shard each, and the unit of resume)"
+    )
     batch_size: int = Field(64, ge=1, description="Sentences per forward pass (length-bucketed)")
     actors: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         "auto", description="Forward actors in the pool; auto: as many as the cluster's GPUs (CPUs without GPUs) hold"

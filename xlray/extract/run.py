@@ -1,8 +1,8 @@
 """`xlray extract CONFIG`: corpus -> word-level activations per layer, as Parquet shards plus a manifest.
 
 Reads like a recipe: load config -> plan chunks -> cap thresholds -> Ray Data pipeline (tokenize on CPU actors,
-forward on GPU actors, write shards; without GPUs one CPU actor pool does all three) -> manifest last -> log to
-MLflow. Finished shards are skipped on re-runs.
+forward on GPU actors, write shards; without GPUs a pool of plain CPU actors does all three) -> manifest last ->
+log to MLflow. Finished shards are skipped on re-runs.
 """
 
 from __future__ import annotations
@@ -103,7 +103,6 @@ def resolve_layers(cfg: ExtractConfig, num_layers: int) -> list[int]:
 def gpus_per_actor(cfg: ExtractConfig) -> float:
     """GPUs each forward actor asks for; fails fast where none can ever come."""
     import ray
-    from ray.data import DataContext
 
     have = ray.cluster_resources().get("GPU", 0)
     if cfg.gpus_per_actor == "auto":
@@ -113,7 +112,6 @@ def gpus_per_actor(cfg: ExtractConfig) -> float:
             f"gpus_per_actor: {cfg.gpus_per_actor} GPU per actor requested, but this local Ray has "
             f"{have:g}; set gpus_per_actor: 0 or auto"
         )
-    DataContext.get_current().wait_for_min_actors_s = int(cfg.ray.gpu_wait_s)
     return float(cfg.gpus_per_actor)
 
 
@@ -128,34 +126,28 @@ def pool_size(cfg: ExtractConfig, gpus: float, chunks: int) -> int:
     return int(max(1, min(fits, chunks)))
 
 
+def torch_threads(cfg: ExtractConfig) -> int:
+    """Threads of each forward actor's torch: ``torch_threads``, else its reserved CPUs."""
+    return cfg.torch_threads or max(1, int(cfg.cpus_per_actor))
+
+
 def pipeline(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_length: int,
              thresholds: str | list | None, gpus: float):  # fmt: skip
-    """The Ray Data plan: tokenize (CPU actors) -> forward (GPU actors) -> write (CPU tasks), or without GPUs one
-    CPU actor pool doing all three (each actor uses ``torch_threads`` or its reserved CPUs)."""
+    """The Ray Data plan with GPUs: tokenize (CPU actors) -> forward (GPU actors) -> write (CPU tasks)."""
     import ray
-    from ray.data import ActorPoolStrategy
+    from ray.data import ActorPoolStrategy, DataContext
 
     from xlray.console import quiet_ray_data
-    from xlray.extract.stages import ExtractChunks, ForwardChunks, TokenizeChunks, write_shards
+    from xlray.extract.stages import ForwardChunks, TokenizeChunks, write_shards
 
     quiet_ray_data()
+    DataContext.get_current().wait_for_min_actors_s = int(cfg.ray.gpu_wait_s)
     rows = [{"chunk_id": c.chunk_id, "chunk": json.dumps(asdict(c))} for c in todo]
     cfg_json = cfg.model_dump_json()
     shard_dir = str(Path(cfg.output_dir) / "shards")
-    threads = cfg.torch_threads or max(1, int(cfg.cpus_per_actor))
-    pool = ActorPoolStrategy(size=pool_size(cfg, gpus, len(todo)))
     # A dead actor is restarted (and its chunk retried) at most ray.actor_restarts times, then the run fails.
     restarts = {"max_restarts": cfg.ray.actor_restarts, "max_task_retries": cfg.ray.actor_restarts}
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
-    if not gpus:
-        return ds.map_batches(
-            ExtractChunks,
-            batch_size=1,
-            compute=pool,
-            fn_constructor_args=(cfg_json, max_length, thresholds, layers, threads, shard_dir),
-            num_cpus=cfg.cpus_per_actor,
-            **restarts,
-        )
     ds = ds.map_batches(
         TokenizeChunks,
         batch_size=1,
@@ -167,8 +159,8 @@ def pipeline(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_lengt
     ds = ds.map_batches(
         ForwardChunks,
         batch_size=1,
-        compute=pool,
-        fn_constructor_args=(cfg_json, layers, threads),
+        compute=ActorPoolStrategy(size=pool_size(cfg, gpus, len(todo))),
+        fn_constructor_args=(cfg_json, layers, torch_threads(cfg)),
         num_gpus=gpus,
         num_cpus=cfg.cpus_per_actor,
         **restarts,
@@ -176,15 +168,12 @@ def pipeline(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_lengt
     return ds.map_batches(write_shards, batch_size=1, fn_kwargs={"shard_dir": shard_dir}, num_cpus=0.25)
 
 
-def run_chunks(
-    cfg: ExtractConfig, ds: Any, todo: list[Chunk], free_before: dict[str, float]
-) -> tuple[list[dict[str, int]], Exception | None]:
+def run_chunks(cfg: ExtractConfig, ds: Any, todo: list[Chunk]) -> tuple[list[dict[str, int]], Exception | None]:
     """Stream the pipeline's rows: the counts of each chunk written, or the failure that stopped it.
 
     The failure is returned, not raised: this frame (and with it the iterator) is gone before the caller raises,
     and the iterator is closed on the way out, which shuts the pipeline down and kills its actors at once (a
-    failed Ray Data pipeline otherwise keeps an actor, and its CPU or GPU, until garbage collection). After a
-    failure it waits (briefly) until the CPUs and GPUs free in ``free_before`` are free again.
+    failed Ray Data pipeline otherwise keeps an actor, and its CPU or GPU, until garbage collection).
     """
     from xlray.console import progress
     from xlray.ray_failures import chunk_error, ray_failure
@@ -201,14 +190,26 @@ def run_chunks(
                 done.append(json.loads(row["stats"]))
                 advance()
     except Exception as exc:  # noqa: BLE001 - becomes one line naming the stage and cause
-        failure = ray_failure(exc, "extract", actor_start=timeout_message(cfg, exc))
+        starting = "Timed out while starting actors" in str(exc)
+        failure = ray_failure(exc, "extract", actor_start=start_problem(cfg) if starting else None)
     finally:
         close = getattr(rows, "close", None)
         if close is not None:
             close()
-    if failure is not None:
-        wait_for_release(free_before)
     return done, failure
+
+
+def run_pool(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_length: int,
+             thresholds: str | list | None, gpus: float) -> tuple[list[dict[str, int]], Exception | None]:  # fmt: skip
+    """Run ``todo``: on GPUs through the Ray Data pipeline, without them on plain CPU actors. The counts of each
+    chunk written, or the failure that stopped the run; either way the run's actors are gone."""
+    if gpus:
+        return run_chunks(cfg, pipeline(cfg, todo, layers, max_length, thresholds, gpus), todo)
+    from xlray.extract.cpu_actors import run_on_cpu_actors
+
+    shard_dir = str(Path(cfg.output_dir) / "shards")
+    args = (cfg.model_dump_json(), max_length, thresholds, layers, torch_threads(cfg), shard_dir)
+    return run_on_cpu_actors(cfg, todo, pool_size(cfg, gpus, len(todo)), args, lambda: start_problem(cfg))
 
 
 def free_resources(cfg: ExtractConfig) -> dict[str, float]:
@@ -234,12 +235,10 @@ def wait_for_release(before: dict[str, float], timeout_s: float = 15.0) -> None:
         time.sleep(0.05)
 
 
-def timeout_message(cfg: ExtractConfig, exc: BaseException) -> str | None:
-    """Why actors did not start in time, if that is what ``exc`` says: no such resource, or held by earlier work."""
+def start_problem(cfg: ExtractConfig) -> str:
+    """Why actors did not start in time: no node has such resources, or they are held by earlier work."""
     import ray
 
-    if "Timed out while starting actors" not in str(exc):
-        return None
     total, free = ray.cluster_resources(), ray.available_resources()
     want = {"CPU": cfg.cpus_per_actor} | ({"GPU": float(cfg.gpus_per_actor)} if cfg.gpus_per_actor != "auto" else {})
     missing = [k for k, v in want.items() if total.get(k, 0) < v]
@@ -296,11 +295,10 @@ def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
         say(f"[extract] {len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to run")
         ran: list[dict[str, int]] = []
         if todo:
-            gpus = gpus_per_actor(cfg)
-            ds = pipeline(cfg, todo, layers, facts["max_length"], thresholds, gpus)
-            ran, failure = run_chunks(cfg, ds, todo, free_before)
+            ran, failure = run_pool(cfg, todo, layers, facts["max_length"], thresholds, gpus_per_actor(cfg))
             save_thresholds(thresholds, out)
             if failure is not None:
+                wait_for_release(free_before)
                 raise failure
         seconds = time.perf_counter() - started
         totals = Counter()

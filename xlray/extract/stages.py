@@ -1,8 +1,8 @@
-"""The Ray Data stages of extraction: tokenize (CPU actors), forward (GPU actors), write (CPU tasks).
-
-A chunk of input travels as one row from stage to stage, so each output shard is exactly one input chunk.
-Without GPUs one actor does all three for its chunks (`ExtractChunks`): a separate tokenizer stage would only take
-cores from the forward pass. Sentences in which the cap keeps no word are not run through the model at all.
+"""The stages of extraction: on GPUs a Ray Data pipeline of tokenize (CPU actors), forward (GPU actors) and write
+(CPU tasks), in which a chunk of input travels as one row from stage to stage, so each output shard is exactly one
+input chunk. Without GPUs one plain actor does all three for its chunks (`ExtractChunks`, run by
+`cpu_actors.run_on_cpu_actors`): a separate tokenizer stage would only take cores from the forward pass.
+Sentences in which the cap keeps no word are not run through the model at all.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ class ForwardChunks:
 
 
 class ExtractChunks:
-    """CPU-only actor: tokenizes, runs and writes its own chunks, one after another on its own cores."""
+    """CPU-only actor (plain Ray actor): tokenizes, runs and writes its chunks, one after another on its own cores."""
 
     def __init__(
         self,
@@ -240,9 +240,10 @@ class ExtractChunks:
         self.tokenize = TokenizeChunks(cfg_json, max_length, thresholds, self.forward.lm.tokenizer)
         self.shard_dir = shard_dir
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        stats, errors = each_chunk(batch, zip(batch["chunk_id"], batch["chunk"], strict=True), self.extract, "{}")
-        return {"chunk_id": batch["chunk_id"], "stats": np.array(stats, dtype=object), "error": errors}
+    def one(self, chunk_id: str, chunk: str) -> tuple[str, str]:
+        """Extract one chunk (given as JSON): its counts as JSON and its error (``""`` if none; see ``each_chunk``)."""
+        stats, errors = each_chunk({"chunk_id": [chunk_id]}, [(chunk_id, chunk)], self.extract, "{}")
+        return stats[0], errors[0]
 
     def extract(self, chunk: tuple[str, str]) -> str:
         """Tokenize, run and write one chunk; its counts as JSON."""
