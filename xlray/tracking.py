@@ -176,6 +176,7 @@ def client_for(uri: str) -> Any:
 
     if is_server(uri):
         probe_server(uri)
+    seed_sqlite_store(uri)
     client = MlflowClient(tracking_uri=uri)
     try:
         client.search_experiments(max_results=1)
@@ -203,12 +204,53 @@ def probe_server(uri: str, timeout_s: float = 10.0) -> None:
         ) from None
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` store (None for any other kind)."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def seed_sqlite_store(uri: str) -> None:
+    """Start a new sqlite store as a copy of an empty one that MLflow itself created and migrated, once per MLflow
+    version, under ``~/.cache/xlray`` (or $XDG_CACHE_HOME/xlray): creating the tables and running MLflow's
+    migrations takes seconds of every new output folder otherwise. MLflow checks the copy's schema version when it
+    opens it, as for any store. Where the cache cannot be written, MLflow creates the store as usual."""
+    import shutil
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    db = sqlite_path(uri)
+    if db is None or db.exists():
+        return
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "xlray"
+    template = cache / f"mlflow-{mlflow.__version__}-empty.db"
+    try:
+        if not template.is_file():
+            cache.mkdir(parents=True, exist_ok=True)
+            building = cache / f".{template.name}.{os.getpid()}"
+            MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments(max_results=1)
+            os.replace(building, template)
+        copy = db.with_name(f".{db.name}.{os.getpid()}")
+        shutil.copyfile(template, copy)
+        os.replace(copy, db)
+    except Exception:  # noqa: BLE001 - only a cache: without it MLflow creates the store as usual
+        return
+
+
+def artifact_location(uri: str, name: str) -> str | None:
+    """Where a new experiment keeps its runs' artifacts: beside a sqlite store's file (``mlruns/<name>``), not in
+    the working directory, which is MLflow's default for a local store; a server decides for itself (None)."""
+    db = sqlite_path(uri)
+    return str(db.parent / "mlruns" / re.sub(r"[^\w.-]+", "_", name)) if db else None
+
+
 def experiment_id(client: Any, name: str) -> str:
-    """The experiment's id, creating it if missing; either way tagged as model development (EXPERIMENT_KIND)
-    unless it already has a kind."""
+    """The experiment's id, creating it if missing (a local store's artifacts beside it, see artifact_location);
+    either way tagged as model development (EXPERIMENT_KIND) unless it already has a kind."""
     exp = client.get_experiment_by_name(name)
     if exp is None:
-        return client.create_experiment(name, tags=EXPERIMENT_KIND)
+        artifacts = artifact_location(client.tracking_uri, name)
+        return client.create_experiment(name, artifact_location=artifacts, tags=EXPERIMENT_KIND)
     for key, value in EXPERIMENT_KIND.items():
         if key not in exp.tags:
             client.set_experiment_tag(exp.experiment_id, key, value)
