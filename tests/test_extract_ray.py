@@ -4,6 +4,7 @@ import json
 import re
 import threading
 import time
+from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -68,6 +69,20 @@ def uninterrupted(ray_session, assets, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("uninterrupted")
     run_extract(config(assets, tmp, "full"))
     return rows(tmp / "full")
+
+
+def test_the_cap_pass_in_tasks_and_in_one_task_agree(ray_session, assets, monkeypatch):
+    from dataclasses import asdict
+
+    from xlray.extract import run
+    from xlray.extract.corpus import plan_chunks
+
+    cfg = config(assets, Path("unused"), chunk_lines=100)
+    chunks = [asdict(c) for c in plan_chunks(cfg.inputs, cfg.chunk_lines)]
+    assert len(chunks) > run.CAP_PASS_IN_ONE_TASK
+    in_tasks = run.cap_pass(cfg.model_dump_json(), chunks, False, 15, 2)
+    monkeypatch.setattr(run, "CAP_PASS_IN_ONE_TASK", len(chunks))
+    assert in_tasks == run.cap_pass(cfg.model_dump_json(), chunks, False, 15, 2) and in_tasks
 
 
 def test_resume_after_interruption_gives_the_same_rows(ray_session, assets, tmp_path, uninterrupted):

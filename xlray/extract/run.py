@@ -37,11 +37,19 @@ def chunk_hashes(cfg_json: str, chunk: dict, pairs: bool) -> dict[str, list[int]
     return smallest_hashes(*occurrences(it.side(side) for side in ("source", "target") for it in items), cfg.cap)
 
 
+# Up to this many chunks the cap pass hashes them itself: about a second of work (1,024-line chunks), less than
+# starting worker processes for it costs while the actors start on a small machine.
+CAP_PASS_IN_ONE_TASK = 16
+
+
 def cap_pass(cfg_json: str, chunks: list[dict], pairs: bool, cap: int, window: int) -> dict[str, int]:
     """The cap's thresholds (itself a 0-CPU Ray task): each chunk's smallest hashes in 0-CPU tasks, at most
-    ``window`` at a time, merged as they finish (the merge does not depend on order)."""
+    ``window`` at a time, merged as they finish (the merge does not depend on order); a small input is hashed in
+    this task (see CAP_PASS_IN_ONE_TASK)."""
     import ray
 
+    if len(chunks) <= CAP_PASS_IN_ONE_TASK:
+        return merge_thresholds((chunk_hashes(cfg_json, c, pairs) for c in chunks), cap)
     task = ray.remote(chunk_hashes).options(num_cpus=0, scheduling_strategy=outside_placement_groups())
     todo, pending = list(chunks), []
 
