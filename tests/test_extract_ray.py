@@ -185,6 +185,15 @@ def test_gpu_request_without_gpus_fails_fast(ray_session, assets, tmp_path):
         run_extract(cfg)
 
 
+def test_cpu_actors_that_cannot_start_say_why(ray_session, assets, tmp_path):
+    cfg = config(assets, tmp_path, "big", gpus_per_actor=0, cpus_per_actor=64, ray={"gpu_wait_s": 3})
+    with pytest.raises(XlrayError, match=r"actors could not start: no node of the cluster has 64 CPU"):
+        run_extract(cfg)
+    free, total = ray_session.available_resources(), ray_session.cluster_resources()
+    assert free.get("CPU") == total["CPU"]  # the actors that waited are gone
+    assert not (tmp_path / "big" / "manifest.json").exists()
+
+
 def test_manifest_is_written_last_with_model_and_counts(ray_session, assets, tmp_path):
     cfg = config(assets, tmp_path, "m", inputs=[{"format": "jsonl", "path": write(tmp_path / "c.jsonl",
         b'{"id": "s1", "language": "en", "text": "Bezotu hutu ."}\n')}], languages=["en"])  # fmt: skip

@@ -3,8 +3,8 @@
 The corpus is synthetic but shaped like a real one: a Zipfian vocabulary (exponent 1) of pseudo-words, 5-25
 words a sentence, and a WordPiece tokenizer trained on it, so that frequent words are capped and rare ones kept.
 
-(a) `xlray extract` (Ray Data actor pool), all layers, fp16, with the default cap of 15 and with the cap off
-    (every occurrence at every layer written);
+(a) `xlray extract` (without GPUs: a pool of plain Ray actors, one a core), all layers, fp16, with the default
+    cap of 15 and with the cap off (every occurrence at every layer written);
 (b) a bare batched forward pass with all hidden states, nothing written, in one process using every core;
 (b2) the same bare forward split over one single-threaded process per core (the layout (a) uses without GPUs);
 (c) a one-sentence-at-a-time extractor that writes every layer of every word (the classic toolkit approach).
