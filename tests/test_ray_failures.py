@@ -36,3 +36,13 @@ def test_a_user_error_raised_inside_ray_keeps_its_own_message():
 def test_anything_else_is_its_last_line():
     failure = ray_failure(RuntimeError("first\nsecond"), "sweep")
     assert isinstance(failure, RunFailure) and str(failure) == "sweep: failed: RuntimeError: second"
+
+
+def test_one_line_of_an_exception():
+    from xlray.errors import one_line
+    from xlray.ray_failures import last_line
+
+    assert one_line(OSError("")) == "OSError"  # no message: its type
+    assert one_line(ValueError("\n  first\nsecond")) == "first"
+    assert one_line(ValueError("x" * 400)) == "x" * 300
+    assert last_line(RuntimeError("Ray's context\n\n  the cause  \n")) == "RuntimeError: the cause"

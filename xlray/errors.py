@@ -9,6 +9,13 @@ class XlrayError(Exception):
     """An error the user can fix (bad config, bad input file, unreachable service)."""
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message for a one-line error: its first non-empty line (at most 300 characters), else its
+    type's name."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
+
+
 def where(path: str | Path, line: int | None = None) -> str:
     """Format a location as ``file`` or ``file:line`` for error messages."""
     return f"{path}:{line}" if line is not None else str(path)

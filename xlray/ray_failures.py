@@ -58,7 +58,7 @@ def ray_failure(exc: BaseException, stage: str, actor_start: str | None = None) 
     detail = "".join(traceback.format_exception(exc))
     died = next((e for e in causes(exc) if type(e).__name__ in DEATHS), None)
     if died is None:
-        return RunFailure(f"{stage}: failed: {first_line(exc)}", detail)
+        return RunFailure(f"{stage}: failed: {last_line(exc)}", detail)
     text = str(died)
     pid, ip = field(text, "pid"), field(text, "ip")
     chunk = last_chunk(pid) if pid else None
@@ -81,7 +81,7 @@ def death_cause(died: BaseException) -> str:
         detail = exit_detail.group(1).split(" Some common causes")[0].strip()  # Ray's advice runs on for lines
         return f"the worker process died: {detail[:200]}"
     if type(died).__name__ == "OutOfMemoryError":
-        return f"out of memory: {first_line(died)}"
+        return f"out of memory: {last_line(died)}"
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("\t")]
     return f"{type(died).__name__}: {' '.join(lines[:2])[:300]}"
 
@@ -127,6 +127,7 @@ def log_hint(pid: str | None, ip: str | None) -> str:
     return f"; Ray logs: {logs_dir() or '<ray temp dir>/session_latest/logs'}"
 
 
-def first_line(exc: BaseException) -> str:
+def last_line(exc: BaseException) -> str:
+    """Type and last non-empty line of a Ray exception's message: Ray puts the cause after its own context."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[-1][:300]}" if lines else type(exc).__name__

@@ -14,7 +14,7 @@ import logging
 import os
 
 from xlray.configs import RayConfig
-from xlray.errors import XlrayError
+from xlray.errors import XlrayError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def start_ray(cfg: RayConfig, verbose: bool | None = None) -> str | None:
     try:
         ray.init(address=gcs, **quiet)
     except (ConnectionError, RuntimeError) as exc:
-        raise XlrayError(f"ray.address: cannot join the Ray cluster at {gcs}: {first_line(exc)}") from None
+        raise XlrayError(f"ray.address: cannot join the Ray cluster at {gcs}: {one_line(exc)}") from None
     return f"Ray: joined the cluster at {gcs} with {describe(ray.cluster_resources())}"
 
 
@@ -57,7 +57,7 @@ def gcs_address(address: str) -> str:
     try:
         return canonicalize_bootstrap_address_or_die(address)
     except (ConnectionError, ValueError) as exc:
-        raise XlrayError(f"ray.address: {address}: {first_line(exc)}") from None
+        raise XlrayError(f"ray.address: {address}: {one_line(exc)}") from None
 
 
 def cluster_auth_mode(gcs: str, timeout_s: float = 10.0) -> str:
@@ -99,11 +99,6 @@ def gcs_of_session() -> str:
 
 def describe(resources: dict[str, float]) -> str:
     return f"{resources.get('CPU', 0):g} CPU, {resources.get('GPU', 0):g} GPU"
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def device() -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from xlray.errors import XlrayError
+from xlray.errors import XlrayError, one_line
 
 ADDRESS_VARS = ("RAY_API_SERVER_ADDRESS", "RAY_ADDRESS")
 MIB = 1024**2
@@ -173,7 +173,7 @@ def connect(address: str, token: str | None) -> Any:
             "is `ray dashboard CLUSTER.yaml` running)?"
         ) from None
     except (RuntimeError, ValueError) as exc:
-        raise XlrayError(f"{address}: not a working Ray dashboard: {str(exc).splitlines()[0]}") from None
+        raise XlrayError(f"{address}: not a working Ray dashboard: {one_line(exc)}") from None
 
 
 def start_job(client: Any, command: str, runtime_env: dict[str, Any], cpus: float | None, gpus: float | None) -> str:
@@ -190,7 +190,7 @@ def start_job(client: Any, command: str, runtime_env: dict[str, Any], cpus: floa
     except AuthenticationError as exc:
         raise auth_error(client.get_address(), str(exc)) from None
     except (RuntimeError, ValueError, RayError) as exc:
-        raise XlrayError(f"{client.get_address()} refused the job: {str(exc).splitlines()[0]}") from None
+        raise XlrayError(f"{client.get_address()} refused the job: {one_line(exc)}") from None
 
 
 async def stream_logs(client: Any, job_id: str) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xlray.configs import TrackingConfig
-from xlray.errors import XlrayError
+from xlray.errors import XlrayError, one_line
 
 SECRET_KEY = re.compile(r"(token|password|passwd|secret|api[_-]?key|credential)", re.IGNORECASE)
 # The experiment's kind: model development (runs), not GenAI (traces). MLflow 3.17's own UI ignores it (its
@@ -181,8 +181,7 @@ def client_for(uri: str) -> Any:
     try:
         client.search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise XlrayError(f"tracking: cannot reach MLflow at {uri}: {first[:300]}") from None
+        raise XlrayError(f"tracking: cannot reach MLflow at {uri}: {one_line(exc)}") from None
     # No mlflow.set_tracking_uri: it writes $MLFLOW_TRACKING_URI, so a later stage in this process would log there.
     return client
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pyarrow import fs as pafs
 
-from xlray.errors import XlrayError
+from xlray.errors import XlrayError, one_line
 from xlray.extract.config import Corpus, ParallelCorpus, TableCorpus, TextCorpus
 from xlray.tasks.formats.textio import strip_bom
 
@@ -73,7 +73,7 @@ def line_offsets(path: str, every: int) -> tuple[list[int], int]:
     try:
         stream = filesystem.open_input_stream(where)
     except (FileNotFoundError, OSError) as exc:
-        raise XlrayError(f"{path}: cannot open input: {str(exc).splitlines()[0]}") from None
+        raise XlrayError(f"{path}: cannot open input: {one_line(exc)}") from None
     starts, lines, pos, last_byte = [0], 0, 0, b"\n"
     with stream:
         while block := stream.read(READ_BLOCK):
@@ -118,7 +118,7 @@ def parquet_chunks(index: int, corpus: TableCorpus) -> list[Chunk]:
     try:
         meta = pq.ParquetFile(where, filesystem=filesystem).metadata
     except (FileNotFoundError, OSError) as exc:
-        raise XlrayError(f"{corpus.path}: cannot open Parquet input: {str(exc).splitlines()[0]}") from None
+        raise XlrayError(f"{corpus.path}: cannot open Parquet input: {one_line(exc)}") from None
     return [Chunk(f"{index:03d}-{g:06d}", index, g, meta.row_group(g).num_rows, ()) for g in range(meta.num_row_groups)]
 
 
