@@ -9,14 +9,13 @@ import torch
 from safetensors.torch import load_file
 
 from xlray.adjust.config import AdjustConfig
-from xlray.adjust.loss import encoder_of
 from xlray.adjust.measure import distance_stats
 from xlray.adjust.pairs import read_pairs
 from xlray.adjust.run import run_adjust
 from xlray.cli import main as cli_main
 from xlray.configs import ModelConfig, load_config, load_stage_config
 from xlray.errors import XlrayError
-from xlray.models import load_model
+from xlray.models import encoder_of, load_model
 
 LAST = -1
 

@@ -6,10 +6,10 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from xlray.adjust.config import LossConfig
-from xlray.adjust.loss import alignment_loss, encoder_of, special_positions
+from xlray.adjust.loss import alignment_loss, special_positions
 from xlray.adjust.pairs import PairBatch
 from xlray.configs import ModelConfig
-from xlray.models import load_model
+from xlray.models import encoder_of, load_model
 from xlray.wordmap import encode_words
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b", "c", "d", "x", "##y"]

@@ -10,11 +10,10 @@ import json
 
 import pytest
 
-from xlray.adjust.loss import encoder_of
 from xlray.adjust.measure import distance_stats
 from xlray.adjust.pairs import AlignedPairs, PairBatch, write_pairs
 from xlray.configs import ModelConfig
-from xlray.models import load_model
+from xlray.models import encoder_of, load_model
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.run import run_evaluation
 

@@ -14,7 +14,7 @@ from xlray.extract.cap import keep_mask, merge_thresholds, occurrences, smallest
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import plan_chunks
 from xlray.extract.stages import ForwardChunks, TokenizeChunks
-from xlray.models import hidden_states, load_model
+from xlray.models import layer_states, load_model
 
 STABLE_FIRST_HASH = 4246802137213973345  # hash of word 0 ("w") of sentence "s0": a change would mix resumed runs
 
@@ -51,7 +51,7 @@ def direct(lm, words, pooling, layer, target=None, site="encoder"):
     else:
         enc_for_words = enc
     with torch.inference_mode():
-        states = hidden_states(lm, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}, targets)
+        states = layer_states(lm, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}, targets)
     h = states[site][layer][0]
     ids = enc_for_words.word_ids(0)
     out = []

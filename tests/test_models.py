@@ -9,10 +9,11 @@ import torch
 
 from xlray.configs import ModelConfig
 from xlray.errors import XlrayError
-from xlray.models import hidden_states, load_model, model_facts
+from xlray.families import FAMILY_NAMES
+from xlray.models import layer_states, load_model, model_facts
 from xlray.wordmap import encode_words, pool_words
 
-FAMILIES = ["bert", "xlm-roberta", "mt5"]
+FAMILIES = list(FAMILY_NAMES)
 # Latin with combining diacritics (NFD), Cyrillic, Devanagari with vowel signs, and a long word of many pieces.
 SENTENCES = [
     "Bezotu ca\u0301ma\u0303 ta\u0323 Bezotuca\u0301ma\u0303ta\u0323 .".split(),
@@ -29,7 +30,7 @@ def test_hidden_state_shapes_and_family(assets, family):
     inputs = {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask}
     targets = inputs if family == "mt5" else None
     with torch.inference_mode():
-        states = hidden_states(lm, inputs, targets)
+        states = layer_states(lm, inputs, targets)
     assert set(states) == ({"encoder", "decoder"} if family == "mt5" else {"encoder"})
     for site in states.values():
         assert len(site) == 3

@@ -109,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--output", default="xlray-runs/demo", help="output folder")
     demo.set_defaults(func=cmd_demo)
 
+    from xlray.families import FAMILY_NAMES
+
     world = sub.add_parser("world", help="write the synthetic world and tiny models")
     world.add_argument("--output", default="xlray-runs/world")
-    world.add_argument("--families", nargs="+", default=["bert", "xlm-roberta", "mt5"])
+    world.add_argument("--families", nargs="+", default=list(FAMILY_NAMES))
     world.set_defaults(func=cmd_world)
 
     from xlray.submit import add_submit_parser

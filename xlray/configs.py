@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xlray.errors import XlrayError
+from xlray.families import FamilyName
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -25,7 +26,7 @@ class ModelConfig(Strict):
 
     name: str = Field(description="Hugging Face checkpoint name or local directory")
     revision: str | None = None
-    family: Literal["auto", "bert", "xlm-roberta", "mt5"] = "auto"
+    family: Literal["auto", FamilyName] = "auto"
     trust_remote_code: bool = False
     allow_pickle_weights: bool = Field(
         False, description="Also load .bin (pickle) weights; off by default, only safetensors load"

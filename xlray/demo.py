@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig, load_config
+from xlray.families import FamilyName
 from xlray.sweep.config import SweepConfig
 from xlray.tracking import tracking_uri
 from xlray.world.build import WorldConfig
@@ -25,7 +26,7 @@ class DemoConfig(Strict):
     stage: Literal["demo"] = "demo"
     output_dir: str = "xlray-runs/demo"
     world: WorldConfig = Field(default_factory=lambda: WorldConfig(parallel_sentences=1000, task_train=450))
-    family: Literal["bert", "xlm-roberta", "mt5"] = "bert"
+    family: FamilyName = "bert"
     steps: list[Step] = Field(default_factory=lambda: ["extract", "concepts", "sweep"])
     seeds: list[int] = Field(default_factory=lambda: [0])
     ray: RayConfig = Field(default_factory=RayConfig)

@@ -1,34 +1,23 @@
-"""Loading mBERT-, XLM-R- and mT5-style checkpoints and reading their per-layer hidden states.
+"""Loading checkpoints of the model families (``xlray.families``) and reading their per-layer hidden states.
 
-Per-family differences live here and nowhere else: which class to load, and how to run the forward pass that
-returns hidden states per activation site (``encoder``, and ``decoder`` for mT5 with teacher forcing).
+Every per-family difference is a field of the family's row in ``xlray.families.FAMILIES``; this module reads
+those fields and no other module branches on the family. Torch and transformers are imported inside functions,
+so a driver that only reads a model's facts (``model_facts``) imports neither.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xlray.configs import ModelConfig
-from xlray.errors import XlrayError
+from xlray.errors import XlrayError, one_line
+from xlray.families import FAMILIES, Family
 
-
-@dataclass(frozen=True)
-class Family:
-    """A model family: the config ``model_type`` values it covers and whether it has a decoder."""
-
-    name: str
-    model_types: tuple[str, ...]
-    has_decoder: bool
-
-
-FAMILIES: dict[str, Family] = {
-    "bert": Family("bert", ("bert",), False),
-    "xlm-roberta": Family("xlm-roberta", ("xlm-roberta", "roberta"), False),
-    "mt5": Family("mt5", ("mt5", "t5"), True),
-}
+ENCODER_INPUTS = ("input_ids", "attention_mask")
 
 
 @dataclass
@@ -60,9 +49,9 @@ def read_model_config(cfg: ModelConfig) -> dict[str, Any]:
             raise XlrayError(
                 f"model.name: {cfg.name} asks for remote code; set model.trust_remote_code: true only if you trust it"
             ) from None
-        raise XlrayError(f"model.name: cannot read the config of {cfg.name}: {str(exc).splitlines()[0]}") from None
+        raise XlrayError(f"model.name: cannot read the config of {cfg.name}: {one_line(exc)}") from None
     except OSError as exc:
-        raise XlrayError(f"model.name: cannot load {cfg.name}: {str(exc).splitlines()[0]}") from None
+        raise XlrayError(f"model.name: cannot load {cfg.name}: {one_line(exc)}") from None
     data = conf.to_dict()
     refuse_remote_code(cfg, data)
     return data
@@ -111,9 +100,9 @@ def torch_dtype(cfg: ModelConfig, device: str) -> Any:
 
 
 def model_class(family: Family) -> Any:
-    from transformers import AutoModel, MT5Model
+    import transformers
 
-    return MT5Model if family.has_decoder else AutoModel
+    return getattr(transformers, family.model_class)
 
 
 def load_tokenizer(cfg: ModelConfig) -> Any:
@@ -130,10 +119,11 @@ UNLIMITED = int(1e30)  # a tokenizer's model_max_length when its checkpoint sets
 
 
 def length_limit(cfg: ModelConfig, family: Family, conf: dict[str, Any], model_max_length: int) -> int:
-    """Most tokens per sequence: the tokenizer's and position table's limit, at most 512 and ``cfg.max_length``."""
-    limit = min(model_max_length, conf.get("max_position_embeddings") or 512, 512)
-    if family.name == "xlm-roberta":
-        limit = min(limit, (conf.get("max_position_embeddings") or 514) - 2)
+    """Most tokens per sequence: the tokenizer's limit and the position table's (less the family's position
+    offset), at most 512 and ``cfg.max_length``."""
+    offset = family.position_offset
+    positions = (conf.get("max_position_embeddings") or 512 + offset) - offset
+    limit = min(model_max_length, positions, 512)
     return min(cfg.max_length or limit, limit)
 
 
@@ -192,7 +182,7 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> LoadedModel:
             trust_remote_code=cfg.trust_remote_code,
         )
     except OSError as exc:
-        raise XlrayError(f"model.name: cannot load weights of {cfg.name}: {str(exc).splitlines()[0]}") from None
+        raise XlrayError(f"model.name: cannot load weights of {cfg.name}: {one_line(exc)}") from None
     model.to(device).eval()
     facts = facts_of(cfg, conf, family, tokenizer.model_max_length)
     return LoadedModel(
@@ -216,26 +206,47 @@ def commit_of(name: str) -> str | None:
     return ref.read_text().strip() if ref.is_file() else None
 
 
-def hidden_states(lm: LoadedModel, inputs: dict[str, Any], targets: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Per-site hidden states: ``{"encoder": (h0, ..., hL)}`` each [batch, tokens, hidden]; mT5 with ``targets``
-    also gives ``"decoder"``, read with teacher forcing (a target word's state has seen only earlier words)."""
-    model = lm.model
-    if not lm.family.has_decoder:
-        out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], output_hidden_states=True)
-        return {"encoder": out.hidden_states}
-    if targets is None:
-        out = model.encoder(
-            input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], output_hidden_states=True
-        )
-        return {"encoder": out.hidden_states}
-    out = model(
-        input_ids=inputs["input_ids"],
-        attention_mask=inputs["attention_mask"],
-        decoder_input_ids=model._shift_right(targets["input_ids"]),
-        decoder_attention_mask=targets["attention_mask"],
+def encoder_of(lm: LoadedModel) -> Any:
+    """The encoder stack: what adjustment trains and what runs without targets (mT5's decoder stays unused)."""
+    return getattr(lm.model, lm.family.encoder) if lm.family.encoder else lm.model
+
+
+def layer_states(
+    model: LoadedModel | Any, inputs: Mapping[str, Any], targets: Mapping[str, Any] | None = None
+) -> dict[str, tuple[Any, ...]]:
+    """Per-site hidden states ``{"encoder": (h0, ..., hL)}``, each [batch, tokens, hidden] (h0 = embeddings).
+
+    Args:
+        model: a loaded model, or an encoder module as :func:`encoder_of` gives (called with ids and mask only).
+        inputs: ``input_ids`` and ``attention_mask`` [batch, tokens] (and ``token_type_ids``, which only a family
+            that takes them gets); other keys are ignored. They are moved to the model's device.
+        targets: for a family with a decoder, the target side: then ``"decoder"`` states come too, read with
+            teacher forcing (a target word's state has seen only earlier words).
+    """
+    if not isinstance(model, LoadedModel):
+        return {"encoder": run_stack(model, inputs, ENCODER_INPUTS)}
+    family = model.family
+    keys = (*ENCODER_INPUTS, "token_type_ids") if family.token_type_ids else ENCODER_INPUTS
+    if targets is None or not family.decoder:
+        return {"encoder": run_stack(encoder_of(model), inputs, keys)}
+    device = model.device
+    out = model.model(
+        **on_device(inputs, keys, device),
+        decoder_input_ids=model.model._shift_right(targets["input_ids"].to(device)),
+        decoder_attention_mask=targets["attention_mask"].to(device),
         output_hidden_states=True,
     )
     return {"encoder": out.encoder_hidden_states, "decoder": out.decoder_hidden_states}
+
+
+def run_stack(module: Any, inputs: Mapping[str, Any], keys: tuple[str, ...]) -> tuple[Any, ...]:
+    """All hidden states of one stack, on the inputs among ``keys``."""
+    out = module(**on_device(inputs, keys, next(module.parameters()).device), output_hidden_states=True)
+    return out.hidden_states
+
+
+def on_device(inputs: Mapping[str, Any], keys: tuple[str, ...], device: Any) -> dict[str, Any]:
+    return {k: inputs[k].to(device) for k in keys if k in inputs}
 
 
 def describe(lm: LoadedModel) -> dict[str, Any]:

@@ -5,8 +5,9 @@ word vector and its English word vector; L_reg is the mean, over English words, 
 the trained model's English vectors and those of the frozen original. Continual learning calls
 :func:`alignment_loss` with its own weights on the two parts.
 
-An ``encoder`` here is any module called as ``encoder(input_ids=, attention_mask=, output_hidden_states=True)``
-whose output has ``hidden_states`` (h0 = embeddings, ..., hL), e.g. ``BertModel`` or mT5's ``model.encoder``.
+An ``encoder`` here is what :func:`xlray.models.encoder_of` gives (``BertModel``, or mT5's ``model.encoder``), or
+any module called as ``encoder(input_ids=, attention_mask=, output_hidden_states=True)`` whose output has
+``hidden_states`` (h0 = embeddings, ..., hL); :func:`xlray.models.layer_states` runs it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from xlray.adjust.config import LossConfig
 from xlray.adjust.pairs import Link, PairBatch
+from xlray.models import layer_states
 from xlray.wordmap import Encoded, encode_words, pool_words
 
 
@@ -34,18 +36,9 @@ class LossParts:
     lost_links: int  # links to a word cut off by the length limit
 
 
-def encoder_of(lm: Any) -> torch.nn.Module:
-    """The module the adjustment trains: the whole encoder model, or mT5's encoder stack (its decoder is unused)."""
-    return lm.model.encoder if lm.family.has_decoder else lm.model
-
-
-def run_encoder(encoder: torch.nn.Module, enc: Encoded) -> tuple[torch.Tensor, ...]:
-    """All hidden states (h0..hL), each [batch, tokens, hidden]."""
-    device = next(encoder.parameters()).device
-    out = encoder(
-        input_ids=enc.input_ids.to(device), attention_mask=enc.attention_mask.to(device), output_hidden_states=True
-    )
-    return out.hidden_states
+def inputs_of(enc: Encoded) -> dict[str, torch.Tensor]:
+    """The model inputs of a word-mapped batch, for :func:`xlray.models.layer_states`."""
+    return {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask}
 
 
 def link_rows(
@@ -122,9 +115,9 @@ def alignment_loss(
     n = len(batch)
     enc = encode_words(tokenizer, batch.source + batch.english, max_length)
     enc_en = encode_words(tokenizer, batch.english, max_length)
-    h = run_encoder(encoder, enc)[cfg.layer]
+    h = layer_states(encoder, inputs_of(enc))["encoder"][cfg.layer]
     with torch.no_grad():
-        h_orig = run_encoder(original, enc_en)[cfg.layer]
+        h_orig = layer_states(original, inputs_of(enc_en))["encoder"][cfg.layer]
     words, w_orig = pool_words(h, enc, cfg.pooling), pool_words(h_orig, enc_en, cfg.pooling)
     n_src_words = sum(len(k) for k in enc.kept_words[:n])
     w_src, w_en = words[:n_src_words], words[n_src_words:]

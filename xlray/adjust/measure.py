@@ -13,8 +13,9 @@ from typing import Any
 
 import torch
 
-from xlray.adjust.loss import link_rows, run_encoder, take
+from xlray.adjust.loss import inputs_of, link_rows, take
 from xlray.adjust.pairs import AlignedPairs, PairBatch
+from xlray.models import layer_states
 from xlray.wordmap import Pooling, encode_words, pool_words
 
 KINDS = ("aligned", "unaligned", "drift")
@@ -39,9 +40,8 @@ def batch_sums(
     enc_en = encode_words(tokenizer, batch.english, max_length)
     src_rows, en_rows, _ = link_rows(enc_src.kept_words, enc_en.kept_words, batch.links)
     out: dict[str, list[tuple[float, int]]] = {kind: [] for kind in KINDS}
-    states = zip(
-        run_encoder(encoder, enc_src), run_encoder(encoder, enc_en), run_encoder(original, enc_en), strict=True
-    )
+    run = lambda model, enc: layer_states(model, inputs_of(enc))["encoder"]  # noqa: E731
+    states = zip(run(encoder, enc_src), run(encoder, enc_en), run(original, enc_en), strict=True)
     for h_src, h_en, h_orig in states:
         w_src, w_en = pool_words(h_src, enc_src, pooling).float(), pool_words(h_en, enc_en, pooling).float()
         w_orig = pool_words(h_orig, enc_en, pooling).float()

@@ -21,14 +21,14 @@ import torch
 import yaml
 
 from xlray.adjust.config import AdjustConfig
-from xlray.adjust.loss import alignment_loss, encoder_of
+from xlray.adjust.loss import alignment_loss
 from xlray.adjust.measure import distance_stats, flat_metrics
 from xlray.adjust.pairs import AlignedPairs, build_pairs, corpus_paths, read_pairs, write_pairs
 from xlray.configs import TrackingConfig, load_config
 from xlray.console import log_to
 from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
-from xlray.models import describe, load_model
+from xlray.models import describe, encoder_of, load_model
 from xlray.outputs import atomic_dir, finished_manifest, write_json
 from xlray.tracking import Sink, open_run
 

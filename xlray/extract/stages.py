@@ -163,7 +163,7 @@ class ForwardChunks:
         [layers, kept words, hidden] (stacked on the device, so one copy to the host per batch and site)."""
         import torch
 
-        from xlray.models import hidden_states
+        from xlray.models import layer_states
         from xlray.wordmap import collate, pool_words
 
         pad = self.lm.tokenizer.pad_token_id or 0
@@ -185,7 +185,7 @@ class ForwardChunks:
                 for k, e in batches.items()
             }
             with torch.inference_mode():
-                states = hidden_states(self.lm, to_dev["source"], to_dev.get("target"))
+                states = layer_states(self.lm, to_dev["source"], to_dev.get("target"))
                 for site in self.cfg.sites:
                     enc = batches[SIDE[site]]
                     wanted = kept_among(payload[KEEP[SIDE[site]]], idx, enc.kept_words).to(self.lm.device)

@@ -29,10 +29,9 @@ def checkpoint_stats(checkpoint: Path, adjust: AdjustConfig, cache: Path) -> Sta
     cached = read_json(cache)
     if cached is not None:
         return cached
-    from xlray.adjust.loss import encoder_of
     from xlray.adjust.measure import distance_stats
     from xlray.adjust.pairs import read_pairs
-    from xlray.models import load_model
+    from xlray.models import encoder_of, load_model
     from xlray.tasks.train import resolve_device
 
     device = resolve_device("auto")

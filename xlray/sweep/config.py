@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig
+from xlray.families import FamilyName
 from xlray.world.build import WorldConfig
 
 Condition = Literal["base", "adjusted", "continual"]
@@ -104,7 +105,7 @@ class WorldAssets(Strict):
     """Build the synthetic world and tiny models here first (if missing): makes the demo sweep self-contained."""
 
     output: str = "xlray-runs/world"
-    families: list[Literal["bert", "xlm-roberta", "mt5"]] = Field(default_factory=lambda: ["bert"], min_length=1)
+    families: list[FamilyName] = Field(default_factory=lambda: ["bert"], min_length=1)
     world: WorldConfig = Field(default_factory=WorldConfig)
 
 

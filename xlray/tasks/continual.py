@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from xlray.errors import XlrayError
-from xlray.models import LoadedModel, load_model
+from xlray.models import LoadedModel, encoder_of, load_model
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.train import ExtraLoss
 
@@ -32,7 +32,7 @@ def reference_model(cfg: EvaluateConfig, device: str) -> LoadedModel:
 def alignment_terms(cfg: EvaluateConfig, lm: LoadedModel, seed: int) -> tuple[ExtraLoss, dict[str, int]]:
     """The extra loss terms of continual learning for the model being fine-tuned, and the pool's size."""
     from xlray.adjust.config import LossConfig
-    from xlray.adjust.loss import alignment_loss, encoder_of
+    from xlray.adjust.loss import alignment_loss
     from xlray.adjust.pairs import load_pool
 
     c = cfg.continual

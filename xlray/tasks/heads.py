@@ -1,7 +1,8 @@
 """Task heads on a multilingual encoder: sequence classification, token classification and span extraction.
 
-The encoder is the loaded base model (``LoadedModel.model``); for mT5 only its encoder runs. Heads are fresh,
-small modules; ``TaskModel`` holds encoder and head so that one optimiser trains both.
+The encoder is the loaded base model (``LoadedModel.model``); for mT5 only its encoder runs. Heads read the
+family's last layer from :func:`xlray.models.layer_states`. Heads are fresh, small modules; ``TaskModel`` holds
+encoder and head so that one optimiser trains both.
 """
 
 from __future__ import annotations
@@ -11,17 +12,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from xlray.models import LoadedModel
-
-
-def encoder_states(lm: LoadedModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Last-layer states [batch, tokens, hidden]; BERT also gets its segment ids for sentence pairs."""
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    if lm.family.has_decoder:
-        return lm.model.encoder(**inputs).last_hidden_state
-    if "token_type_ids" in batch:
-        inputs["token_type_ids"] = batch["token_type_ids"]
-    return lm.model(**inputs).last_hidden_state
+from xlray.models import LoadedModel, layer_states
 
 
 class ClassificationHead(nn.Module):
@@ -78,7 +69,9 @@ class TaskModel(nn.Module):
         self.lm = lm
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        return self.head(encoder_states(self.lm, batch), batch["attention_mask"])
+        """Logits of the head on the last layer's states [batch, tokens, hidden] (BERT also gets segment ids)."""
+        states = layer_states(self.lm, batch)["encoder"][self.lm.family.last_layer]
+        return self.head(states, batch["attention_mask"])
 
 
 def pad_batch(features: list[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:

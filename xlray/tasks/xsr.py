@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from xlray.errors import XlrayError
-from xlray.models import LoadedModel, hidden_states
+from xlray.models import LoadedModel, layer_states
 from xlray.tasks.common import LangResult
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.formats import SentencePair, read_tatoeba, tatoeba_paths
@@ -57,7 +57,7 @@ def embed(
             padding=True,
             return_tensors="pt",
         ).to(lm.device)
-        states = hidden_states(lm, inputs)["encoder"][layer].float()
+        states = layer_states(lm, inputs)["encoder"][layer].float()
         if pooling == "cls":
             pooled = states[:, 0]
         else:

@@ -1,19 +1,20 @@
 """Tiny random-init mBERT-, XLM-R- and mT5-style models with tokenizers trained on the synthetic world.
 
 They are saved with ``save_pretrained`` (safetensors) and load back through exactly the path used for real
-checkpoints (``xlray.models.load_model``).
+checkpoints (``xlray.models.load_model``). Each family of ``xlray.models.FAMILIES`` has one here, in ``SAVERS``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
+from xlray.families import FAMILY_NAMES
 from xlray.outputs import atomic_dir
 
-FAMILIES = ("bert", "xlm-roberta", "mt5")
+FAMILIES = FAMILY_NAMES
 
 
 def bert_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
@@ -129,7 +130,12 @@ def save_mt5(texts: list[str], out: Path, hidden: int, layers: int, vocab: int, 
     tok.save_pretrained(out)
 
 
-SAVERS = {"bert": save_bert, "xlm-roberta": save_xlmr, "mt5": save_mt5}
+# family name -> saver of its tiny model; a test checks that it covers FAMILIES
+SAVERS: dict[str, Callable[[list[str], Path, int, int, int, int], None]] = {
+    "bert": save_bert,
+    "xlm-roberta": save_xlmr,
+    "mt5": save_mt5,
+}
 
 
 def build_tiny_model(
@@ -144,6 +150,8 @@ def build_tiny_model(
 ) -> Path:
     """Train a tokenizer on ``texts`` and save a random-init model of ``family`` under ``out`` (atomically)."""
     out = Path(out)
+    if family not in SAVERS:
+        raise ValueError(f"no tiny model for family {family!r}; add one to SAVERS in xlray/world/tiny_models.py")
     if (out / "config.json").is_file():
         return out
     from transformers.utils import logging as hf_logging

@@ -1,0 +1,51 @@
+"""The model families xlray loads, one row each: their names and every quirk the loader and stages need, as data.
+
+To add a family:
+
+1. add a row to ``FAMILIES`` (its name, the checkpoints' ``model_type`` values, the transformers class that loads
+   the base model, and its quirks: encoder attribute, decoder, segment ids, position offset, last layer);
+2. add a tiny model of it to ``SAVERS`` in ``xlray/world/tiny_models.py``: the tests build it and run it through
+   the loader (``xlray.models``), ``layer_states``, extraction, adjustment and the task heads.
+
+The configs, the CLI and the world factory take the family names from ``FAMILY_NAMES`` / ``FamilyName``. This
+module imports nothing heavy, so configs can import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family's quirks, as data.
+
+    Hidden states per site are ``(h0, ..., hL)`` as transformers returns them: h0 the embeddings, hi the output of
+    layer i. ``last_layer`` is the index task heads read. BERT and XLM-R end each layer in its own LayerNorm, so
+    hL is layer L's output as is. T5/mT5 is pre-norm: h1..h(L-1) are the unnormalised residual stream, while hL
+    (= ``last_hidden_state``) comes after the stack's ``final_layer_norm``; layer L's unnormalised output is not
+    returned.
+    """
+
+    name: str
+    model_types: tuple[str, ...]  # config.json model_type values that `family: auto` resolves to this family
+    model_class: str  # the transformers class that loads the base model (no task head)
+    encoder: str = ""  # attribute of the loaded model that is its encoder stack; "" = the model itself
+    decoder: bool = False  # encoder-decoder: given targets, the whole model runs teacher-forced (a "decoder" site)
+    token_type_ids: bool = False  # takes segment ids (sentence A/B) when a batch has them
+    position_offset: int = 0  # position ids taken before the first token (RoBERTa: padding_idx + 1 = 2)
+    last_layer: int = -1  # hidden-state index of the last layer, as heads read it (see the class docstring)
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("bert", ("bert",), "AutoModel", token_type_ids=True),
+        Family("xlm-roberta", ("xlm-roberta", "roberta"), "AutoModel", position_offset=2),
+        Family("mt5", ("mt5", "t5"), "MT5Model", encoder="encoder", decoder=True),  # hL: after final_layer_norm
+    )
+}
+FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
+# The names as a type, for the configs (a Literal subscripted with a tuple is the Literal of its items).
+FamilyName = Literal[FAMILY_NAMES]
