@@ -101,6 +101,14 @@ def describe(resources: dict[str, float]) -> str:
     return f"{resources.get('CPU', 0):g} CPU, {resources.get('GPU', 0):g} GPU"
 
 
+def outside_placement_groups() -> object:
+    """Outside any placement group: inside a sweep trial, tasks and actors would otherwise be held to the trial's
+    reservation."""
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    return PlacementGroupSchedulingStrategy(placement_group=None)
+
+
 def device() -> str:
     """The torch device for this process: the GPU Ray assigned, else the CPU."""
     import torch

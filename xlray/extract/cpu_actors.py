@@ -30,9 +30,9 @@ def run_on_cpu_actors(
     import ray
 
     from xlray.console import progress
-    from xlray.extract.run import outside_placement_groups
     from xlray.extract.stages import ExtractChunks
     from xlray.ray_failures import chunk_error, ray_failure
+    from xlray.runtime import outside_placement_groups
 
     actor = ray.remote(ExtractChunks).options(
         num_cpus=cfg.cpus_per_actor,

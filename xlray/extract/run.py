@@ -24,7 +24,7 @@ from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Item, input_files, plan_chunks, read_chunk
 from xlray.extract.shards import MANIFEST, finished_shards, shard_stats
 from xlray.outputs import finished_manifest, write_json
-from xlray.runtime import start_ray
+from xlray.runtime import outside_placement_groups, start_ray
 from xlray.tracking import open_run
 
 THRESHOLDS = "cap_thresholds.json"
@@ -61,13 +61,6 @@ def cap_pass(cfg_json: str, chunks: list[dict], pairs: bool, cap: int, window: i
             yield ray.get(ready[0])
 
     return merge_thresholds(parts(), cap)
-
-
-def outside_placement_groups() -> object:
-    """Outside any placement group: inside a sweep trial, tasks would otherwise be held to the trial's reservation."""
-    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-
-    return PlacementGroupSchedulingStrategy(placement_group=None)
 
 
 def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> str | list | None:
