@@ -207,8 +207,13 @@ def test_report_reads_trials_from_mlflow_into_tables_and_plots(tmp_path):
     )
 
 
-def test_bad_template_field_fails_up_front_even_without_a_space(tmp_path):
-    data = demo(space={})
-    data["adjust"]["optim"]["lrr"] = 1e-3
-    with pytest.raises(XlrayError, match=r"adjust \(with this trial's hyperparameters\): optim\.lrr: unknown field"):
-        check_space(SweepConfig.model_validate(data))
+def test_bad_template_field_fails_when_the_sweep_config_loads_even_without_a_space(tmp_path):
+    adjust = demo()["adjust"]
+    adjust["optim"]["lrr"] = 1e-3
+    with pytest.raises(XlrayError, match=r"sweep\.yaml: adjust\.optim\.lrr: unknown field"):
+        sweep(tmp_path, space={}, adjust=adjust)
+    evaluate = demo()["evaluate"] | {"seeds": []}
+    with pytest.raises(XlrayError, match=r"sweep\.yaml: evaluate\.seeds: List should have at least 1"):
+        sweep(tmp_path, evaluate=evaluate)
+    with pytest.raises(XlrayError, match=r"adjust\.model: set for each trial by the sweep; remove it"):
+        sweep(tmp_path, adjust=demo()["adjust"] | {"model": {"name": "other"}})

@@ -101,11 +101,17 @@ def validate(cls: type[T], data: dict[str, Any], source: str | Path) -> T:
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        msg = err["msg"].removeprefix("Value error, ") if err["type"] != "extra_forbidden" else "unknown field"
-        where = f"{field_path(err['loc'])}: " if err["loc"] else ""  # a whole-config check names its fields itself
-        raise XlrayError(f"{source}: {where}{msg}{more}") from None
+        raise XlrayError(f"{source}: {first_error(exc)}") from None
+
+
+def first_error(exc: ValidationError, prefix: str = "") -> str:
+    """A validation failure as one line: the first error's field path (under ``prefix``) and message."""
+    err = exc.errors()[0]
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    msg = err["msg"].removeprefix("Value error, ") if err["type"] != "extra_forbidden" else "unknown field"
+    loc = (prefix, *err["loc"]) if prefix else err["loc"]
+    where = f"{field_path(loc)}: " if loc else ""  # a whole-config check names its fields itself
+    return f"{where}{msg}{more}"
 
 
 def load_config(path: str | Path, cls: type[T]) -> T:

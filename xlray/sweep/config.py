@@ -10,11 +10,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig
+from xlray.adjust.config import AdjustConfig
+from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig, first_error
 from xlray.families import FamilyName
+from xlray.tasks.config import EvaluateConfig
 from xlray.world.build import WorldConfig
+
+# The stage templates, and the fields the sweep sets for each trial (a template must leave them out).
+TEMPLATES: dict[str, type[BaseModel]] = {"adjust": AdjustConfig, "evaluate": EvaluateConfig}
+SET_PER_TRIAL = {
+    "adjust": ("stage", "model", "languages", "output_dir", "tracking"),
+    "evaluate": ("stage", "model", "condition", "languages", "output_dir", "tracking"),
+}
 
 Condition = Literal["base", "adjusted", "continual"]
 # original and adjusted: before and after the adjustment; <condition>-tuned: a condition's fine-tuned model (seed 0)
@@ -149,6 +158,9 @@ class SweepConfig(Strict):
     def _consistent(self) -> SweepConfig:
         if not (self.adjust or self.evaluate or self.concepts):
             raise ValueError("nothing to run: give adjust, evaluate or concepts")
+        for stage in TEMPLATES:
+            if getattr(self, stage) is not None:
+                self.template(stage)  # the template must make a valid stage config before anything runs
         if self.scheduler.kind == "asha" and self.search.algorithm == "optuna":
             raise ValueError(
                 "scheduler.kind: asha cannot drive optuna here: Optuna needs its metric in every intermediate "
@@ -182,6 +194,21 @@ class SweepConfig(Strict):
             return []
         tuned = [f"{c}-tuned" for c in self.conditions] if self.evaluate else []
         return ["original", "adjusted", *tuned]
+
+    def template(self, stage: str) -> BaseModel:
+        """The ``adjust`` or ``evaluate`` template as the stage config it is, with a placeholder model and folder
+        and the first language group; raises ValueError naming the field (``adjust.optim.lr``)."""
+        fields = getattr(self, stage)
+        fixed = sorted(set(fields) & set(SET_PER_TRIAL[stage]))
+        if fixed:
+            raise ValueError(f"{stage}.{fixed[0]}: set for each trial by the sweep; remove it from the template")
+        group = self.language_groups()[0]
+        base = {"stage": stage, "model": {"name": "model"}, "output_dir": "out"}
+        base["languages"] = ["en", *group] if stage == "evaluate" else group
+        try:
+            return TEMPLATES[stage].model_validate({**fields, **base})
+        except ValidationError as exc:
+            raise ValueError(first_error(exc, stage)) from None
 
     def language_groups(self) -> list[list[str]]:
         return [group_of(g) for g in self.languages]

@@ -18,24 +18,18 @@ from pydantic import BaseModel
 from xlray.adjust.config import AdjustConfig
 from xlray.configs import ModelConfig, TrackingConfig, validate
 from xlray.errors import XlrayError
-from xlray.sweep.config import Dimension, SweepConfig, group_label
+from xlray.sweep.config import TEMPLATES, Dimension, SweepConfig, group_label
 from xlray.tasks.config import EvaluateConfig
 
-STAGES = {"adjust": AdjustConfig, "evaluate": EvaluateConfig}
 SWEPT = ("model", "languages")  # the trial keys that are not hyperparameters
 
 
 def template(cfg: SweepConfig, stage: str) -> dict[str, Any]:
-    """A stage template as a complete, validated dict (defaults filled in) with placeholder model and folders."""
-    fields = getattr(cfg, stage)
-    if fields is None:
+    """A stage template as a complete dict (defaults filled in) with placeholder model and folders (the sweep
+    config checked it when it loaded, see ``SweepConfig.template``)."""
+    if getattr(cfg, stage) is None:
         raise XlrayError(f"space: a hyperparameter of {stage}.* needs the sweep's {stage} template")
-    group = cfg.language_groups()[0]
-    base = {"stage": stage, "model": {"name": "model"}, "languages": group, "output_dir": "out"}
-    if stage == "evaluate":
-        base["languages"] = ["en", *group]
-    model = validate(STAGES[stage], {**fields, **base}, f"{stage} (the sweep's template)")
-    return model.model_dump(mode="json")
+    return cfg.template(stage).model_dump(mode="json")
 
 
 def check_space(cfg: SweepConfig) -> None:
@@ -47,7 +41,7 @@ def check_space(cfg: SweepConfig) -> None:
     first = {"model": next(iter(cfg.models)), "languages": group_label(cfg.language_groups()[0])}
     for key, dim in cfg.space.items():
         stage, _, path = key.partition(".")
-        if stage not in STAGES or not path:
+        if stage not in TEMPLATES or not path:
             raise XlrayError(f"space.{key}: a hyperparameter is adjust.<field path> or evaluate.<field path>")
         fields = template(cfg, stage)
         if not has_path(fields, path.split(".")):
