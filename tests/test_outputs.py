@@ -1,9 +1,12 @@
 """Atomic outputs: a failed write leaves the old result and no temporary files; finished runs are recognised."""
 
+import json
+import math
+
 import pytest
 
 from xlray.errors import XlrayError
-from xlray.outputs import atomic_dir, finished_manifest, write_json
+from xlray.outputs import atomic_dir, atomic_path, atomic_text, finished_manifest, read_json, write_json
 
 
 def test_failed_folder_write_keeps_the_old_folder_and_no_temporaries(tmp_path):
@@ -27,3 +30,33 @@ def test_finished_manifest_matches_config_or_refuses(tmp_path):
     assert finished_manifest(path, {"a": 1}, "run")["n"] == 3
     with pytest.raises(XlrayError, match=rf"{path}: output_dir holds a finished run with a different config"):
         finished_manifest(path, {"a": 2}, "run")
+
+
+def test_failed_file_write_keeps_the_old_file_and_no_temporaries(tmp_path):
+    path = tmp_path / "shard.parquet"
+    with atomic_path(path) as tmp:
+        assert tmp.parent == tmp_path and tmp.name.startswith(".shard.parquet.") and tmp.suffix == ".tmp"
+        assert tmp not in tmp_path.glob("*.parquet")  # a leftover of a killed run is never read as an output
+        tmp.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert path.read_text() == "old" and path.stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shard.parquet"]
+
+
+def test_atomic_text_writes_utf8_with_lf_only_on_success(tmp_path):
+    path = tmp_path / "sub" / "xnli.tsv"
+    with atomic_text(path) as fh:
+        fh.write("ça\tva\n")
+    assert path.read_bytes() == "ça\tva\n".encode()
+    with pytest.raises(KeyboardInterrupt), atomic_text(path) as fh:
+        fh.write("half")
+        raise KeyboardInterrupt
+    assert path.read_bytes() == "ça\tva\n".encode() and len(list(path.parent.iterdir())) == 1
+
+
+def test_json_writes_nan_and_infinity_as_null(tmp_path):
+    path = write_json(tmp_path / "summary.json", {"en": {"acc_std": math.nan, "n": [1, math.inf, (2.5, -math.inf)]}})
+    assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
+    assert json.loads(path.read_text()) == read_json(path) == {"en": {"acc_std": None, "n": [1, None, [2.5, None]]}}

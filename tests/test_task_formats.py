@@ -26,7 +26,7 @@ from xlray.tasks.formats import (
     write_tatoeba,
     write_xnli,
 )
-from xlray.tasks.formats.textio import count_lines
+from xlray.textio import count_lines
 
 XNLI_HEADER = (
     "language\tgold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\t"

@@ -22,7 +22,7 @@ from xlray.tasks.formats import (
     read_tatoeba,
     read_xnli,
 )
-from xlray.tasks.formats.textio import BOM, read_lines, strip_bom
+from xlray.textio import BOM, read_lines, strip_bom
 
 
 def bom_crlf(path: Path, lines: list[str]) -> Path:

@@ -17,7 +17,7 @@ import polars as pl
 from xlray.adjust.config import AdjustConfig, Corpus, LinesCorpus, PairsConfig, TsvCorpus
 from xlray.errors import XlrayError, where
 from xlray.outputs import write_parquet
-from xlray.tasks.formats.textio import count_lines, existing_file, read_lines
+from xlray.textio import count_lines, existing_file, read_lines
 
 Link = tuple[int, int]  # (foreign word index, English word index)
 RawPair = tuple[int, list[str], list[str]]  # (line or row number from 1, foreign words, English words)

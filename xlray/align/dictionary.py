@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from xlray.errors import XlrayError
+from xlray.outputs import write_parquet
 
 COLUMNS = {"src": pl.String, "tgt": pl.String, "count": pl.Int64, "prob": pl.Float64}
 
@@ -52,17 +52,9 @@ def sort_dictionary(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def write_dictionary(df: pl.DataFrame, path: str | Path) -> Path:
-    """Write the dictionary as Parquet atomically (temp file in the same folder, then rename)."""
+    """Write the dictionary as Parquet atomically, after checking its columns."""
     check_columns(df, path)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        df.write_parquet(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_parquet(df, path)
 
 
 def read_dictionary(path: str | Path) -> pl.DataFrame:

@@ -26,7 +26,7 @@ def plot_curves(results: Mapping[int, Mapping[str, float | None]], names: list[s
     ax.set_xticks(layers)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, format="png", dpi=100)
     plt.close(fig)
     return path
 
@@ -55,6 +55,6 @@ def plot_histograms(hist: pl.DataFrame, path: Path, title: str, xlabel: str) -> 
         ax.set_xlabel(xlabel, fontsize="small")
     fig.suptitle(title, fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, format="png", dpi=100)
     plt.close(fig)
     return path

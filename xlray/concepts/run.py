@@ -42,8 +42,8 @@ from xlray.console import log_to, progress, say
 from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
 from xlray.extract.reader import Activations, open_activations
-from xlray.outputs import atomic, finished_manifest, write_parquet
-from xlray.tasks.formats.textio import read_lines
+from xlray.outputs import atomic, finished_manifest, write_json, write_parquet
+from xlray.textio import read_lines
 from xlray.tracking import Sink, open_run
 
 MANIFEST = "manifest.json"
@@ -132,10 +132,10 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
 
         # Outputs: data first, manifest last, each written under a temporary name and renamed.
         assignments = pl.concat(frames)
-        atomic(out / "assignments.parquet", lambda p: assignments.write_parquet(p))
+        write_parquet(assignments, out / "assignments.parquet")
         clusters = browser_data(assignments, cfg.browser_top_words)
         title = f"Concepts of {model} ({cfg.checkpoint_label}), {src}-{tgt}"
-        atomic(out / "browser.json", lambda p: p.write_text(json.dumps(clusters, ensure_ascii=False, indent=1)))
+        write_json(out / "browser.json", clusters)
         atomic(out / "browser.html", lambda p: p.write_text(browser_html(clusters, title), encoding="utf-8"))
         curves = [f"calign.{src}_{tgt}", f"calign.{tgt}_{src}", "colap", "noise_fraction.joint",
                   "dist_cosine_diff_mean"]  # fmt: skip
@@ -149,7 +149,7 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
             "results": {str(k): v for k, v in results.items()},
             "missing": {str(k): v for k, v in missing.items()},
         }
-        atomic(out / "results.json", lambda p: p.write_text(json.dumps(summary, indent=1)))
+        write_json(out / "results.json", summary)
         for artifact in ARTIFACTS:
             sink.log_artifact(out / artifact)
         manifest = {
@@ -160,7 +160,7 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
             "mlflow_run_id": sink.run_id,
             **summary,
         }
-        atomic(out / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=1)))
+        write_json(out / MANIFEST, manifest)
     say(f"[concepts] {src}-{tgt}: {len(layers)} layers analysed; {out}")
     return manifest
 
@@ -207,7 +207,7 @@ def load_dictionary(cfg: ConceptsConfig, out: Path) -> pl.DataFrame:
     else:
         df = eflomal_dictionary(spec.source, spec.target, spec.max_sentences, spec.n_samplers)
         write_dictionary(df, cached)
-        atomic(key_path, lambda p: p.write_text(json.dumps(key)))
+        write_json(key_path, key, indent=None)
     return df.filter(pl.col("count") >= spec.min_count)
 
 

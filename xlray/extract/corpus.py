@@ -17,7 +17,7 @@ from pyarrow import fs as pafs
 
 from xlray.errors import XlrayError, one_line
 from xlray.extract.config import Corpus, ParallelCorpus, TableCorpus, TextCorpus
-from xlray.tasks.formats.textio import strip_bom
+from xlray.textio import strip_bom
 
 READ_BLOCK = 1 << 22
 

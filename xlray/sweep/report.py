@@ -48,14 +48,11 @@ def write_report(cfg: SweepConfig, folder: Path, uri: str | None, parent_run_id:
     """Write the report files (none if tracking is off) and return their paths."""
     if uri is None or parent_run_id is None:
         return []
-    from xlray.tracking import client_for, experiment_id
+    from xlray.sweep.runs import trial_runs
+    from xlray.tracking import client_for
 
     client = client_for(uri)
-    runs = client.search_runs(
-        [experiment_id(client, cfg.tracking.experiment)],
-        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.`xlray.role` = 'trial'",
-        max_results=10_000,
-    )
+    runs = trial_runs(client, cfg.tracking.experiment, parent_run_id)
     if not runs:
         return []
     folder.mkdir(parents=True, exist_ok=True)

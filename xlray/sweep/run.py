@@ -27,6 +27,7 @@ from xlray.sweep.config import SweepConfig
 from xlray.sweep.space import param_space
 from xlray.sweep.trial import TrialSetup, run_trial
 from xlray.tracking import client_for, flatten, is_server, open_run, tracking_uri
+from xlray.world.assets import prepare_world
 
 STATE = "sweep.json"
 MANIFEST = "manifest.json"
@@ -57,7 +58,8 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
     uri = tracking_uri(cfg.tracking, out) if cfg.tracking.enabled else None
     if uri and not is_server(uri):
         client_for(uri)  # a local store (preflight reached a server): fails now, naming the URI, if unusable
-    prepare_world(cfg)
+    if cfg.world is not None:  # every trial builds it too: each node needs its own copy
+        prepare_world(cfg.world.output, cfg.world.families, cfg.world.world)
     connected = start_ray(cfg.ray)
     if connected:
         say(f"[sweep] {connected}")
@@ -108,22 +110,6 @@ def started_state(cfg: SweepConfig, out: Path, resume: bool) -> dict[str, Any] |
     if state is not None and state["config"] != comparable(cfg):
         raise XlrayError(f"--resume: the config differs from the one {out} was started with; resume that one")
     return state
-
-
-def prepare_world(cfg: SweepConfig) -> None:
-    """Build the synthetic world and tiny models if the sweep asks for them and they are missing. Called by the
-    driver and by every trial: on a multi-node cluster each node needs its own copy (a lock serialises trials)."""
-    if cfg.world is None:
-        return
-    import fcntl
-
-    from xlray.world.assets import write_assets
-
-    folder = Path(cfg.world.output)
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        write_assets(folder, families=cfg.world.families, world=cfg.world.world)
 
 
 def check_resources(cfg: SweepConfig) -> None:

@@ -22,8 +22,10 @@ from xlray.configs import ModelConfig, TrackingConfig
 from xlray.outputs import read_json, write_json
 from xlray.sweep import alignment
 from xlray.sweep.config import SweepConfig
+from xlray.sweep.runs import find_trial_run
 from xlray.sweep.space import SWEPT, stage_configs, trial_label, tuned_checkpoint
-from xlray.tracking import NullSink, PrefixedSink, Sink, client_for, experiment_id, open_run
+from xlray.tracking import NullSink, PrefixedSink, Sink, open_run
+from xlray.world.assets import prepare_world
 
 RESULT = "result.json"
 
@@ -53,9 +55,8 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
         return
     log_event(folder, "started")
     started = time.perf_counter()
-    from xlray.sweep.run import prepare_world
-
-    prepare_world(cfg)
+    if cfg.world is not None:
+        prepare_world(cfg.world.output, cfg.world.families, cfg.world.world)
     configs = stage_configs(cfg, trial, folder, TrackingConfig(enabled=False))
     steps = pipeline(cfg, trial, configs, folder)
     result: dict[str, Any] = {}
@@ -135,7 +136,7 @@ def trial_run(cfg: SweepConfig, setup: TrialSetup, trial_id: str, trial: dict[st
         yield NullSink()
         return
     tracking = cfg.tracking.model_copy(update={"uri": setup.tracking_uri})
-    run_id = find_trial_run(setup, cfg.tracking.experiment, trial_id)
+    run_id = find_trial_run(setup.tracking_uri, cfg.tracking.experiment, setup.parent_run_id, trial_id)
     tags = {
         "xlray.sweep": cfg.name,
         "xlray.role": "trial",
@@ -149,19 +150,6 @@ def trial_run(cfg: SweepConfig, setup: TrialSetup, trial_id: str, trial: dict[st
         sink.log_params({"model": trial["model"], "languages": trial["languages"], **hparams,
                          "model_config": model.model_dump(mode="json")})  # fmt: skip
         yield sink
-
-
-def find_trial_run(setup: TrialSetup, experiment: str, trial_id: str) -> str | None:
-    runs = trial_runs(client_for(setup.tracking_uri), experiment, setup.parent_run_id, trial_id)
-    return runs[0].info.run_id if runs else None
-
-
-def trial_runs(client: Any, experiment: str, parent_run_id: str | None, trial_id: str) -> list[Any]:
-    """The MLflow runs of one trial of one sweep (one, once the sweep is done)."""
-    trial = f"tags.`xlray.trial_id` = '{trial_id}'"
-    return client.search_runs(
-        [experiment_id(client, experiment)], filter_string=f"{trial} and tags.`mlflow.parentRunId` = '{parent_run_id}'"
-    )
 
 
 def log_event(folder: Path, event: str) -> None:

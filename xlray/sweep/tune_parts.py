@@ -68,7 +68,7 @@ class TrialRunStatus(tune.Callback):
             return
         from mlflow.tracking import MlflowClient
 
-        from xlray.sweep.trial import trial_runs
+        from xlray.sweep.runs import trial_runs
 
         client = MlflowClient(tracking_uri=self.uri)
         for run in trial_runs(client, self.experiment, self.parent_run_id, trial_id):

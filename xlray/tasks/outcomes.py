@@ -14,7 +14,6 @@ import numpy as np
 import polars as pl
 
 from xlray.errors import XlrayError
-from xlray.outputs import write_parquet
 from xlray.stats import compare_conditions, mean_statistic
 from xlray.tasks.common import LangResult
 from xlray.tasks.metrics import f1_statistic
@@ -49,11 +48,6 @@ def outcome_frame(results: Iterable[LangResult], condition: str, task: str, seed
             columns["example_id"] += res.example_ids
             columns["outcome"] += values
     return pl.DataFrame(columns, schema=SCHEMA)
-
-
-def write_frame(frame: pl.DataFrame, path: Path) -> Path:
-    """Write Parquet atomically."""
-    return write_parquet(frame, path)
 
 
 def read_outcomes(output_dir: str | Path) -> pl.DataFrame:

@@ -24,16 +24,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from xlray import outputs
 from xlray.configs import load_config
 from xlray.console import log_to
 from xlray.errors import XlrayError
 from xlray.models import LoadedModel, describe, load_model
-from xlray.outputs import read_json
+from xlray.outputs import atomic_dir, read_json, write_json, write_parquet
 from xlray.stats import seed_summary
 from xlray.tasks.common import task_module
 from xlray.tasks.config import EvaluateConfig
-from xlray.tasks.outcomes import OUTCOMES, compare_runs, outcome_frame, read_outcomes, write_frame
+from xlray.tasks.outcomes import OUTCOMES, compare_runs, outcome_frame, read_outcomes
 from xlray.tasks.train import fine_tune, resolve_device
 from xlray.tracking import PrefixedSink, Sink, open_run
 
@@ -154,7 +153,7 @@ def run_seed(
         for res in langs:
             sink.log_metrics({f"{res.language}.{k}": v for k, v in res.scores().items()})
             sink.log_metrics({f"{res.language}.n.{k}": v for k, v in res.counts.items()})
-        write_frame(outcome_frame(langs, cfg.condition, cfg.task.kind, seed), folder / OUTCOMES)
+        write_parquet(outcome_frame(langs, cfg.condition, cfg.task.kind, seed), folder / OUTCOMES)
         result = {
             "config": seed_key(cfg),
             "seed": seed,
@@ -212,7 +211,7 @@ def significance(cfg: EvaluateConfig, out: Path, seeds: list[int]) -> Any:
         other = read_outcomes(folder).with_columns(pl.lit(name).alias("condition"))
         frames.append(compare_runs(mine, other, sig.method, sig.n_resamples, sig.seed))
     tests = pl.concat(frames)
-    write_frame(tests, out / "significance.parquet")
+    write_parquet(tests, out / "significance.parquet")
     return tests
 
 
@@ -225,7 +224,7 @@ def save_checkpoint(lm: LoadedModel, model: Any, final: Path) -> Path:
         lm.tokenizer.save_pretrained(tmp)
         save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(tmp / "head.safetensors"))
 
-    return outputs.atomic_dir(final, write)
+    return atomic_dir(final, write)
 
 
 def seed_key(cfg: EvaluateConfig) -> dict[str, Any]:
@@ -236,19 +235,6 @@ def seed_key(cfg: EvaluateConfig) -> dict[str, Any]:
 def run_key(cfg: EvaluateConfig) -> dict[str, Any]:
     """The config fields that decide the whole run's outputs (all but tracking)."""
     return cfg.model_dump(mode="json", exclude={"tracking"})
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically; NaN (a one-seed spread) becomes null."""
-    outputs.write_json(path, nan_to_none(data))
-
-
-def nan_to_none(data: Any) -> Any:
-    if isinstance(data, dict):
-        return {k: nan_to_none(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [nan_to_none(v) for v in data]
-    return None if isinstance(data, float) and math.isnan(data) else data
 
 
 def run_name(cfg: EvaluateConfig) -> str:

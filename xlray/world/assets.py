@@ -1,4 +1,5 @@
-"""One call that materialises the synthetic world and its tiny models in a folder (used by tests and the demo)."""
+"""One call that materialises the synthetic world and its tiny models in a folder (used by tests, the demo and
+sweeps)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,15 @@ def write_assets(
             raise ValueError(f"unknown model family {family!r}; expected one of {FAMILIES}")
         build_tiny_model(family, texts, output / "models" / family, hidden=hidden, layers=layers, vocab=vocab)
     return output
+
+
+def prepare_world(output: str | Path, families: Sequence[str] = FAMILIES, world: WorldConfig | None = None) -> Path:
+    """:func:`write_assets` under a lock on ``output/.lock``, for processes that may build the same folder at once:
+    a sweep's driver and every trial (on a multi-node cluster each node needs its own copy)."""
+    import fcntl
+
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    with open(output / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return write_assets(output, families=families, world=world)

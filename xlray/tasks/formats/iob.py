@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlray.errors import XlrayError, where
-from xlray.tasks.formats.textio import atomic_text, check_field, read_lines
+from xlray.outputs import atomic_text
+from xlray.textio import check_field, read_lines
 
 DEFAULT_TYPES = ("PER", "LOC", "ORG")
 LANG_PREFIX = re.compile(r"^([a-z]{2,3}(?:-[a-z]+)*):(?=.)")

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from xlray.errors import XlrayError, where
-from xlray.tasks.formats.textio import atomic_text, existing_file, strip_bom
+from xlray.outputs import atomic_text
+from xlray.textio import existing_file, strip_bom
 
 log = logging.getLogger(__name__)
 

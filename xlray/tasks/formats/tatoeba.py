@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from xlray.errors import XlrayError
-from xlray.tasks.formats.textio import atomic_text, check_field, count_lines, read_lines
+from xlray.outputs import atomic_text
+from xlray.textio import check_field, count_lines, read_lines
 
 
 class SentencePair(NamedTuple):

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlray.errors import XlrayError, where
-from xlray.tasks.formats.textio import atomic_text, check_field, read_lines
+from xlray.outputs import atomic_text
+from xlray.textio import check_field, read_lines
 
 LABELS = ("entailment", "neutral", "contradiction")
 ALIASES = {"contradictory": "contradiction"}

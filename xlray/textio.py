@@ -1,13 +1,10 @@
-"""Line-level text I/O for the readers of user text: strict UTF-8 with file:line errors, one BOM rule, atomic writes."""
+"""Line-level reading of user text (corpora, task files, pair files): strict UTF-8 with file:line errors, one BOM
+rule. Writing goes through ``xlray.outputs`` (``atomic_text``)."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TextIO
 
 from xlray.errors import XlrayError, where
 
@@ -64,20 +61,3 @@ def check_field(value: str, what: str, path: str | Path) -> str:
     if any(ch in value for ch in "\t\n\r"):
         raise XlrayError(f"{path}: cannot write {what} {value[:60]!r}: it contains a tab or a line break")
     return value
-
-
-@contextmanager
-def atomic_text(path: str | Path) -> Iterator[TextIO]:
-    """Write UTF-8 text to a temporary name beside ``path`` and move it into place only on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            yield fh
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
