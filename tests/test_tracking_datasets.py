@@ -124,3 +124,34 @@ def test_runs_url_for_a_sqlite_store_and_a_server(tmp_path, mlflow_server):
     )
     with pytest.raises(XlrayError, match="no experiment 'absent'"):
         runs_url(uri, "absent")
+
+
+def test_runs_logging_the_same_new_dataset_at_once_all_get_it(tmp_path):
+    """Sweep trials log their corpora concurrently: one insert of a new dataset wins, the others link to it."""
+    import threading
+
+    from xlray.tracking import MlflowSink
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("a b\n", encoding="utf-8")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = experiment_id(client, "race")
+    sinks = [MlflowSink(MlflowClient(uri), client.create_run(exp).info.run_id) for _ in range(8)]
+    barrier, errors = threading.Barrier(len(sinks)), []
+
+    def log(sink):
+        barrier.wait()
+        try:
+            sink.log_datasets({"c": str(corpus)}, "train")
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=log, args=(sink,)) for sink in sinks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for sink in sinks:
+        assert [d.dataset.name for d in client.get_run(sink.run_id).inputs.dataset_inputs] == ["c"]

@@ -9,6 +9,7 @@ import functools
 import math
 import os
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ from typing import Any
 
 from xlray.configs import TrackingConfig
 from xlray.errors import XlrayError, one_line
+from xlray.outputs import atomic_path
 
 SECRET_KEY = re.compile(r"(token|password|passwd|secret|api[_-]?key|credential)", re.IGNORECASE)
 # The experiment's kind: model development (runs), not GenAI (traces). MLflow 3.17's own UI ignores it (its
@@ -79,8 +81,6 @@ class MlflowSink:
 
     def log_metrics(self, metrics: Mapping[str, float | None], step: int | None = None) -> None:
         """Log finite metrics; a None or NaN value is a missing metric and is not logged as a number."""
-        import time
-
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -112,8 +112,17 @@ class MlflowSink:
 
         tags = [InputTag(MLFLOW_DATASET_CONTEXT, context)]
         inputs = [DatasetInput(dataset(name, paths), tags) for name, paths in files.items() if paths]
-        if inputs:
-            self.client.log_inputs(self.run_id, datasets=inputs)
+        for attempt in range(3):
+            try:
+                if inputs:
+                    self.client.log_inputs(self.run_id, datasets=inputs)
+                return
+            except Exception as exc:
+                # Two runs (sweep trials) logging the same new dataset at once: one insert wins, and the retry
+                # finds its row and only links it.
+                if "unique constraint" not in str(exc).lower() or attempt == 2:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
 
 class PrefixedSink:
@@ -225,13 +234,10 @@ def seed_sqlite_store(uri: str) -> None:
     template = cache / f"mlflow-{mlflow.__version__}-empty.db"
     try:
         if not template.is_file():
-            cache.mkdir(parents=True, exist_ok=True)
-            building = cache / f".{template.name}.{os.getpid()}"
-            MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments(max_results=1)
-            os.replace(building, template)
-        copy = db.with_name(f".{db.name}.{os.getpid()}")
-        shutil.copyfile(template, copy)
-        os.replace(copy, db)
+            with atomic_path(template) as building:
+                MlflowClient(tracking_uri=f"sqlite:///{building}").search_experiments(max_results=1)
+        with atomic_path(db) as copy:
+            shutil.copyfile(template, copy)
     except Exception:  # noqa: BLE001 - only a cache: without it MLflow creates the store as usual
         return
 

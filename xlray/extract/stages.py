@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import os
 from collections import Counter
 from dataclasses import asdict
 from typing import Any
@@ -23,6 +22,7 @@ from xlray.errors import XlrayError
 from xlray.extract.cap import keep_mask, occurrences
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Invalid, Item, read_chunk
+from xlray.extract.shards import write_shard
 from xlray.ray_failures import CHUNK_MARK, user_error
 
 
@@ -330,27 +330,6 @@ def build_table(
         }
     )
     return table, dict(stats)
-
-
-def write_shard(shard_dir: str, chunk_id: str, table: pa.Table, stats_json: str) -> None:
-    """``<chunk_id>.parquet`` with its counts in the schema metadata, written under a temporary name, then renamed."""
-    import pyarrow.parquet as pq
-
-    table = table.replace_schema_metadata({b"xlray.stats": stats_json.encode()})
-    final = os.path.join(shard_dir, f"{chunk_id}.parquet")
-    tmp = os.path.join(shard_dir, f".{chunk_id}.parquet.tmp-{os.getpid()}")
-    labels = ["sentence_id", "language", "word", "site"]
-    pq.write_table(
-        table,
-        tmp,
-        compression="zstd",
-        compression_level=1,
-        use_dictionary=labels,  # a dictionary and statistics of float16 values cost more than they save
-        write_statistics=[*labels, "word_index", "layer"],
-        column_encoding={"vector.list.element": "BYTE_STREAM_SPLIT"},  # floats' bytes apart: zstd packs them
-        row_group_size=65536,
-    )
-    os.replace(tmp, final)
 
 
 def write_shards(batch: dict[str, np.ndarray], shard_dir: str) -> dict[str, np.ndarray]:
