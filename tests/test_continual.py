@@ -13,9 +13,9 @@ import pytest
 from xlray.adjust.measure import distance_stats
 from xlray.adjust.pairs import AlignedPairs, PairBatch, write_pairs
 from xlray.configs import ModelConfig
+from xlray.evaluate.run import run_evaluation
 from xlray.models import encoder_of, load_model
 from xlray.tasks.config import EvaluateConfig
-from xlray.tasks.run import run_evaluation
 
 LANGS = ("xl", "xc")
 TRAIN_LINES = 1200  # per language, the pool; the last HELDOUT_LINES lines are never trained on

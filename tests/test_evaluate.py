@@ -14,13 +14,13 @@ import torch
 
 from xlray.configs import ModelConfig
 from xlray.errors import XlrayError
+from xlray.evaluate.run import run_evaluation
 from xlray.models import load_model
 from xlray.tasks import ner, qa, xsr
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.formats import QAExample, tatoeba_paths
 from xlray.tasks.metrics import entity_f1, squad_em_f1
 from xlray.tasks.outcomes import read_outcomes
-from xlray.tasks.run import run_evaluation
 
 
 def config(assets, out, task: dict, **fields) -> EvaluateConfig:

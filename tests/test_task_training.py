@@ -11,9 +11,10 @@ import torch
 from xlray.configs import ModelConfig
 from xlray.models import load_model
 from xlray.tasks import ner, nli, qa
-from xlray.tasks.common import predict, task_module
+from xlray.tasks.common import predict
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.heads import pad_batch
+from xlray.tasks.protocol import task_module
 from xlray.tasks.train import fine_tune
 from xlray.tracking import NullSink
 from xlray.wordmap import tokenize_words

@@ -16,7 +16,7 @@ STAGE_RUNNERS: dict[str, str] = {
     "extract": "xlray.extract.run:main",
     "concepts": "xlray.concepts.run:main",
     "adjust": "xlray.adjust.run:main",
-    "evaluate": "xlray.tasks.run:main",
+    "evaluate": "xlray.evaluate.run:main",
 }
 
 

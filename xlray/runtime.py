@@ -109,8 +109,11 @@ def outside_placement_groups() -> object:
     return PlacementGroupSchedulingStrategy(placement_group=None)
 
 
-def device() -> str:
-    """The torch device for this process: the GPU Ray assigned, else the CPU."""
+def device(choice: str = "auto") -> str:
+    """The torch device for this process: ``cpu`` or ``cuda`` as asked; ``auto``: the GPU (in a Ray worker, the one
+    Ray assigned) if there is one, else the CPU."""
+    if choice != "auto":
+        return choice
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"

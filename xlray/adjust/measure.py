@@ -18,7 +18,7 @@ from xlray.adjust.pairs import AlignedPairs, PairBatch
 from xlray.models import layer_states
 from xlray.wordmap import Pooling, encode_words, pool_words
 
-KINDS = ("aligned", "unaligned", "drift")
+DISTANCE_KINDS = ("aligned", "unaligned", "drift")
 
 
 def batches(pairs: PairBatch, size: int) -> Iterator[PairBatch]:
@@ -39,7 +39,7 @@ def batch_sums(
     enc_src = encode_words(tokenizer, batch.source, max_length)
     enc_en = encode_words(tokenizer, batch.english, max_length)
     src_rows, en_rows, _ = link_rows(enc_src.kept_words, enc_en.kept_words, batch.links)
-    out: dict[str, list[tuple[float, int]]] = {kind: [] for kind in KINDS}
+    out: dict[str, list[tuple[float, int]]] = {kind: [] for kind in DISTANCE_KINDS}
     run = lambda model, enc: layer_states(model, inputs_of(enc))["encoder"]  # noqa: E731
     states = zip(run(encoder, enc_src), run(encoder, enc_en), run(original, enc_en), strict=True)
     for h_src, h_en, h_orig in states:
@@ -73,8 +73,8 @@ def distance_stats(
                 for batch in batches(own, batch_size):
                     sums = batch_sums(encoder, original, tokenizer, batch, pooling, max_length)
                     for key in (lang, "all"):
-                        acc = totals.setdefault(key, {k: [[0.0, 0] for _ in sums[k]] for k in KINDS})
-                        for kind in KINDS:
+                        acc = totals.setdefault(key, {k: [[0.0, 0] for _ in sums[k]] for k in DISTANCE_KINDS})
+                        for kind in DISTANCE_KINDS:
                             for layer, (s, n) in enumerate(sums[kind]):
                                 acc[kind][layer][0] += s
                                 acc[kind][layer][1] += n

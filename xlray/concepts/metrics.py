@@ -1,6 +1,6 @@
 """CALIGN and COLAP (Mousi et al., 2024): how far two languages share latent concepts.
 
-Both metrics return a :class:`MetricResult`: a value, or None with the reason it cannot be computed (never a
+Both metrics return a :class:`ConceptScore`: a value, or None with the reason it cannot be computed (never a
 silent 0), plus the counts behind it so they can be logged next to the value.
 """
 
@@ -34,7 +34,7 @@ class ColapConfig(Strict):
 
 
 @dataclass(frozen=True)
-class MetricResult:
+class ConceptScore:
     """A metric value in [0, 1], or None with ``reason``; ``counts`` holds numerator, denominator and more."""
 
     name: str
@@ -55,7 +55,7 @@ def word_clusters(words: Sequence[str], labels: np.ndarray) -> dict[int, frozens
     return {label: frozenset(ws) for label, ws in sorted(members.items())}
 
 
-def calign(src: Clusters, tgt: Clusters, translations: Mapping[str, Sequence[str]], cfg: CalignConfig) -> MetricResult:
+def calign(src: Clusters, tgt: Clusters, translations: Mapping[str, Sequence[str]], cfg: CalignConfig) -> ConceptScore:
     """CALIGN(src -> tgt): the fraction of source clusters aligned to at least one target cluster.
 
     ``translations`` is D (word -> translations, best first); only the first ``cfg.top_n`` are used.
@@ -63,9 +63,9 @@ def calign(src: Clusters, tgt: Clusters, translations: Mapping[str, Sequence[str
     """
     counts = {"source_clusters": len(src), "target_clusters": len(tgt)}
     if not src:
-        return MetricResult("calign", None, "the source language has no clusters (empty or all noise)", counts)
+        return ConceptScore("calign", None, "the source language has no clusters (empty or all noise)", counts)
     if not tgt:
-        return MetricResult("calign", None, "the target language has no clusters (empty or all noise)", counts)
+        return ConceptScore("calign", None, "the target language has no clusters (empty or all noise)", counts)
     homes: dict[str, list[int]] = defaultdict(list)  # target word -> the target clusters that contain it
     for label, members in tgt.items():
         for word in members:
@@ -83,8 +83,8 @@ def calign(src: Clusters, tgt: Clusters, translations: Mapping[str, Sequence[str
     counts |= {"aligned_clusters": aligned, "covered_source_words": len(covered)}
     if not covered:
         reason = "no source cluster word has a dictionary translation in any target cluster"
-        return MetricResult("calign", None, reason, counts)
-    return MetricResult("calign", aligned / len(src), None, counts)
+        return ConceptScore("calign", None, reason, counts)
+    return ConceptScore("calign", aligned / len(src), None, counts)
 
 
 def is_aligned(size_s: int, size_t: int, m: int, cfg: CalignConfig) -> bool:
@@ -92,7 +92,7 @@ def is_aligned(size_s: int, size_t: int, m: int, cfg: CalignConfig) -> bool:
     return m / size_s > cfg.theta and size_s > cfg.tau and size_s / size_t > cfg.rho
 
 
-def colap(labels: np.ndarray, languages: Sequence[str], pair: Sequence[str], cfg: ColapConfig) -> MetricResult:
+def colap(labels: np.ndarray, languages: Sequence[str], pair: Sequence[str], cfg: ColapConfig) -> ConceptScore:
     """COLAP over a joint clustering: overlapping clusters / clusters (noise excluded).
 
     Args:
@@ -112,9 +112,9 @@ def colap(labels: np.ndarray, languages: Sequence[str], pair: Sequence[str], cfg
     counts = {"clusters": len(clusters), "occurrences": int(labels.size), "noise_occurrences": int((~kept).sum())}
     absent = [code for code in pair if not (lang == code).any()]
     if absent:
-        return MetricResult("colap", None, f"no occurrences of language(s) {absent}", counts)
+        return ConceptScore("colap", None, f"no occurrences of language(s) {absent}", counts)
     if len(clusters) == 0:
-        return MetricResult("colap", None, "no clusters (empty or all noise)", counts)
+        return ConceptScore("colap", None, "no clusters (empty or all noise)", counts)
     sizes = np.bincount(labels[kept], minlength=int(clusters.max()) + 1)[clusters]
     overlap = np.ones(len(clusters), dtype=bool)
     for code in pair:
@@ -122,4 +122,4 @@ def colap(labels: np.ndarray, languages: Sequence[str], pair: Sequence[str], cfg
         # share > tau percent, compared without division: 100 * n_lang > tau * n_cluster
         overlap &= 100 * per_lang > cfg.tau * sizes
     counts["overlapping_clusters"] = int(overlap.sum())
-    return MetricResult("colap", float(overlap.mean()), None, counts)
+    return ConceptScore("colap", float(overlap.mean()), None, counts)

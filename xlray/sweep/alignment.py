@@ -32,9 +32,9 @@ def checkpoint_stats(checkpoint: Path, adjust: AdjustConfig, cache: Path) -> Sta
     from xlray.adjust.measure import distance_stats
     from xlray.adjust.pairs import read_pairs
     from xlray.models import encoder_of, load_model
-    from xlray.tasks.train import resolve_device
+    from xlray.runtime import device as torch_device
 
-    device = resolve_device("auto")
+    device = torch_device()
     heldout = read_pairs(Path(adjust.output_dir) / "pairs.parquet", split="heldout")
     tuned = load_model(ModelConfig(name=str(checkpoint), dtype="float32"), device)
     original = load_model(adjust.model.model_copy(update={"dtype": "float32"}), device)

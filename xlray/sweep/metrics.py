@@ -1,4 +1,4 @@
-"""Names of the results a trial reports, checked against the config before any trial runs.
+"""The results a trial reports, checked against the config before any trial runs (names: ``xlray.result_names``).
 
 zero_shot.<condition>.<language | targets_mean>.<metric>   e.g. zero_shot.continual.targets_mean.accuracy
 align.<checkpoint>.<aligned | unaligned | drift | ratio>.<language | all>   at the adjustment's layer
@@ -8,34 +8,34 @@ concepts.<checkpoint>.<lang>-en.<metric>                  at the last analysed l
 from __future__ import annotations
 
 from xlray.errors import XlrayError
+from xlray.result_names import ALIGN, ALIGN_KINDS, ALL, CONCEPTS, TARGETS_MEAN, ZERO_SHOT, parse
 from xlray.sweep.config import SweepConfig
-
-KINDS = ("aligned", "unaligned", "drift", "ratio")
 
 
 def metric_problem(cfg: SweepConfig, name: str) -> str | None:
     """Why no trial of this sweep can report ``name``; None if it can."""
-    parts = name.split(".")
+    result = parse(name)
     groups = {lang for g in cfg.language_groups() for lang in g}
-    if parts[0] == "zero_shot":
+    if result.family == ZERO_SHOT:
         conditions = cfg.conditions if cfg.evaluate is not None else []
-        if len(parts) < 4 or parts[1] not in conditions:
+        if len(result.rest) < 2 or result.source not in conditions:
             return f"expected zero_shot.<condition>.<language|targets_mean>.<metric> with a condition in {conditions}"
-        if parts[2] not in groups | {"en", "targets_mean"}:
-            return f"language {parts[2]!r} is not evaluated (languages: en, {sorted(groups)}, or targets_mean)"
+        if result.rest[0] not in groups | {"en", TARGETS_MEAN}:
+            return f"language {result.rest[0]!r} is not evaluated (languages: en, {sorted(groups)}, or targets_mean)"
         return None
-    if parts[0] == "align":
+    if result.family == ALIGN:
         checkpoints = cfg.alignment_checkpoints()
-        if len(parts) != 4 or parts[1] not in checkpoints or parts[2] not in KINDS:
+        if len(result.rest) != 2 or result.source not in checkpoints or result.rest[0] not in ALIGN_KINDS:
             return (
-                f"expected align.<checkpoint>.<kind>.<language|all> with a checkpoint in {checkpoints}, kind in {KINDS}"
+                f"expected align.<checkpoint>.<kind>.<language|all> with a checkpoint in {checkpoints}, "
+                f"kind in {ALIGN_KINDS}"
             )
-        if parts[3] not in groups | {"all"}:
-            return f"language {parts[3]!r} is not adjusted (languages: {sorted(groups)} or all)"
+        if result.rest[1] not in groups | {ALL}:
+            return f"language {result.rest[1]!r} is not adjusted (languages: {sorted(groups)} or all)"
         return None
-    if parts[0] == "concepts":
+    if result.family == CONCEPTS:
         checkpoints = cfg.concepts.checkpoints if cfg.concepts else []
-        if len(parts) < 4 or parts[1] not in checkpoints:
+        if len(result.rest) < 2 or result.source not in checkpoints:
             return f"expected concepts.<checkpoint>.<lang>-en.<metric> with a checkpoint in {checkpoints}"
         return None
     return "a result name starts with zero_shot., align. or concepts."
@@ -50,7 +50,7 @@ def check_metrics(cfg: SweepConfig) -> None:
         problem = metric_problem(cfg, name)
         if problem:
             raise XlrayError(f"{field}: {name!r} is not a result of this sweep: {problem}")
-    if cfg.scheduler.kind != "none" and cfg.scheduler.metric.split(".")[1] not in ("original", "adjusted"):
+    if cfg.scheduler.kind != "none" and parse(cfg.scheduler.metric).source not in ("original", "adjusted"):
         raise XlrayError(
             "scheduler.metric: ASHA needs a result of the first step: align.original.* or align.adjusted.*"
         )

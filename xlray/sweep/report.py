@@ -20,9 +20,11 @@ import polars as pl
 from xlray.configs import load_config
 from xlray.errors import XlrayError
 from xlray.outputs import atomic, read_json
+from xlray.result_names import ALIGN, CONCEPTS, is_over_seeds, parse_zero_shot
 from xlray.sweep.config import SweepConfig
 
-PER_LAYER = ("align.", "concepts.")
+PER_LAYER = (f"{ALIGN}.", f"{CONCEPTS}.")
+HP = "hp."  # a trial's hyperparameters are its params hp.<space key> (see xlray.sweep.trial.trial_run)
 
 
 def main(config_path: str | Path) -> int:
@@ -56,9 +58,10 @@ def write_report(cfg: SweepConfig, folder: Path, uri: str | None, parent_run_id:
     if not runs:
         return []
     folder.mkdir(parents=True, exist_ok=True)
-    trials = trial_table(runs)
-    zero_shot = zero_shot_table(runs)
-    layers = layer_table(client, runs)
+    swept = list(cfg.space)
+    trials = trial_table(runs, swept)
+    zero_shot = zero_shot_table(runs, swept)
+    layers = layer_table(client, runs, swept)
     paths = [
         atomic(folder / "trials.csv", lambda p: trials.write_csv(p)),
         atomic(folder / "zero_shot.parquet", lambda p: zero_shot.write_parquet(p)),
@@ -72,56 +75,90 @@ def write_report(cfg: SweepConfig, folder: Path, uri: str | None, parent_run_id:
     return paths
 
 
-def identity(run: Any) -> dict[str, Any]:
-    """What a trial is: its model, languages and hyperparameters; ``setting`` is the hyperparameter part of the
-    run name (``reg_lambda=1-task=nli``; see ``xlray.sweep.space.trial_label``)."""
+def identity(run: Any, swept: list[str]) -> dict[str, Any]:
+    """What a trial is: its model and languages (tags), its hyperparameters (``hp.*`` params), and ``setting``, the
+    hyperparameters as ``xlray.sweep.space.trial_label`` shows them (``reg_lambda=1-task=nli``)."""
     tags, params = run.data.tags, run.data.params
-    hps = {k: v for k, v in sorted(params.items()) if k.startswith("hp.")}
-    prefix = f"{tags.get('xlray.model')}-{tags.get('xlray.languages')}"
-    setting = run.info.run_name.removeprefix(prefix).removeprefix("-") or "default"
+    hps = {k: v for k, v in sorted(params.items()) if k.startswith(HP)}
     return {"trial_id": tags.get("xlray.trial_id"), "model": tags.get("xlray.model"),
-            "languages": tags.get("xlray.languages"), "setting": setting, **hps}  # fmt: skip
+            "languages": tags.get("xlray.languages"), "setting": setting(params, swept), **hps}  # fmt: skip
 
 
-def trial_table(runs: list[Any]) -> pl.DataFrame:
+def hyperparameters(params: dict[str, str], swept: list[str]) -> dict[str, Any]:
+    """``{space key: value}`` from a trial's ``hp.<key>`` params; a whole sub-config (``evaluate.task``), logged
+    flattened as ``hp.evaluate.task.kind`` ..., comes back as a dict. ``hp.*`` params of no key in ``swept``
+    count as keys of their own."""
+    found: dict[str, Any] = {}
+    for key in swept:
+        name = f"{HP}{key}"
+        nested = {k.removeprefix(f"{name}."): v for k, v in params.items() if k.startswith(f"{name}.")}
+        if name in params or nested:
+            found[key] = params.get(name, nested)
+    claimed = {f"{HP}{k}" for k in found}
+    for name in params:
+        if name.startswith(HP) and not any(name == c or name.startswith(f"{c}.") for c in claimed):
+            found[name.removeprefix(HP)] = params[name]
+    return found
+
+
+def setting(params: dict[str, str], swept: list[str]) -> str:
+    """The hyperparameters by their last field names, as ``trial_label`` names a trial; ``default`` if none."""
+    parts = []
+    for key, value in sorted(hyperparameters(params, swept).items()):
+        if isinstance(value, dict):  # a whole sub-config, e.g. evaluate.task: named by its kind
+            shown = str(value.get("kind", "+".join(map(str, value.values()))))
+        else:
+            shown = shown_value(value)
+        parts.append(f"{key.rsplit('.', 1)[-1]}={shown}")
+    return "-".join(parts) or "default"
+
+
+def shown_value(text: str) -> str:
+    """A param as ``trial_label`` shows the value it came from: a float to 3 significant digits (MLflow logged
+    ``1.0``, the label says ``1``), anything else as it is."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    is_float = any(c in text for c in ".eE") or text.lower() in ("nan", "inf", "-inf")
+    return f"{number:.3g}" if is_float else text
+
+
+def trial_table(runs: list[Any], swept: list[str]) -> pl.DataFrame:
     rows = []
     for run in runs:
-        finals = {k: v for k, v in run.data.metrics.items() if k.startswith("zero_shot.") and ".seed" not in k}
-        rows.append({**identity(run), "status": run.info.status, "run_id": run.info.run_id, **finals})
+        finals = {k: v for k, v in run.data.metrics.items() if is_over_seeds(k)}
+        rows.append({**identity(run, swept), "status": run.info.status, "run_id": run.info.run_id, **finals})
     return pl.DataFrame(rows, infer_schema_length=None).sort("model", "languages", "setting")
 
 
-def zero_shot_table(runs: list[Any]) -> pl.DataFrame:
+def zero_shot_table(runs: list[Any], swept: list[str]) -> pl.DataFrame:
     """``zero_shot.<condition>.<language>.<metric>[_std]`` and ``...<metric>.vs_<other>.p_value`` as rows."""
     rows: dict[tuple, dict[str, Any]] = {}
     for run in runs:
-        ident = identity(run)
+        ident = identity(run, swept)
         for name, value in run.data.metrics.items():
-            parts = name.split(".")
-            if parts[0] != "zero_shot" or len(parts) < 4 or parts[2].startswith("seed") or ".n." in name:
+            score = parse_zero_shot(name)
+            if score is None or (score.versus is not None and score.test != "p_value"):
                 continue
-            cond, lang, metric = parts[1], parts[2], parts[3]
-            if metric == "seeds" or (len(parts) > 4 and parts[-1] != "p_value"):
-                continue
-            base = metric.removesuffix("_std")
-            row = rows.setdefault((ident["trial_id"], cond, lang, base), {
+            row = rows.setdefault((ident["trial_id"], score.condition, score.language, score.metric), {
                 "trial_id": ident["trial_id"], "model": ident["model"], "languages": ident["languages"],
-                "setting": ident["setting"], "condition": cond, "language": lang, "metric": base,
-                "mean": None, "std": None, "p_vs_base": None, "p_vs_adjusted": None,
+                "setting": ident["setting"], "condition": score.condition, "language": score.language,
+                "metric": score.metric, "mean": None, "std": None, "p_vs_base": None, "p_vs_adjusted": None,
             })  # fmt: skip
-            if len(parts) > 4:
-                row[f"p_{parts[4]}"] = value
+            if score.versus is not None:
+                row[f"p_vs_{score.versus}"] = value
             else:
-                row["std" if metric.endswith("_std") else "mean"] = value
+                row["std" if score.std else "mean"] = value
     frame = pl.DataFrame(list(rows.values()), infer_schema_length=None)
     return frame.sort("model", "languages", "setting", "language", "condition") if frame.height else frame
 
 
-def layer_table(client: Any, runs: list[Any]) -> pl.DataFrame:
+def layer_table(client: Any, runs: list[Any], swept: list[str]) -> pl.DataFrame:
     """Every per-layer metric's history (step = layer) of every trial."""
     rows = []
     for run in runs:
-        ident = identity(run)
+        ident = identity(run, swept)
         for name in run.data.metrics:
             if name.startswith(PER_LAYER):
                 for m in client.get_metric_history(run.info.run_id, name):

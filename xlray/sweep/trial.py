@@ -115,7 +115,7 @@ def adjust_step(adjust: Any, measured: list[str], sink: Sink) -> dict[str, Any]:
 
 def evaluate_step(ev: Any, adjust: Any, measure: bool, folder: Path, sink: Sink) -> dict[str, Any]:
     """One condition: fine-tune and test zero-shot over the seeds; then the alignment of its first seed's model."""
-    from xlray.tasks.run import run_evaluation
+    from xlray.evaluate.run import run_evaluation
 
     prefix = f"zero_shot.{ev.condition}"
     summary = run_evaluation(ev, into=PrefixedSink(sink, f"{prefix}."))

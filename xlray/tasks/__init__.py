@@ -1,6 +1,7 @@
-"""Zero-shot task evaluation: fine-tune on English, evaluate on every language (NLI, NER, QA; XSR needs no
-training), over seeds, with per-example outcomes for paired significance, and optional continual learning.
+"""Zero-shot tasks: NLI, NER, QA (fine-tuned on English) and XSR retrieval (no training), each scored with
+per-example outcomes for paired significance, and optional continual learning.
 
-``formats`` reads and writes the public task formats, ``metrics`` scores with per-example outcomes, ``run`` is the
-`xlray evaluate` recipe (``run_evaluation(cfg)``), ``conditions`` generates base / adjusted / continual configs.
+``protocol`` says what a task module provides and registers them, ``formats`` reads and writes the public task
+formats, ``metrics`` scores with per-example outcomes, ``config`` is `xlray evaluate`'s config, ``conditions``
+generates base / adjusted / continual configs. The `xlray evaluate` recipe is ``xlray.evaluate.run``.
 """

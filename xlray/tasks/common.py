@@ -1,33 +1,23 @@
-"""What every task module shares: the per-language result, the task registry, seeded sampling and batched inference.
+"""What every task module shares: the per-language result, seeded sampling and batched inference.
 
-A task module (``nli``, ``ner``, ``qa``, ``xsr``) provides ``load(cfg) -> data`` (train and test examples, read and
-checked), and, if it trains, ``build(cfg, lm) -> TaskModel``, ``train_features(cfg, lm, data)``, ``loss(model,
-batch)``; and ``evaluate(cfg, lm, model, data, lang) -> LangResult``.
+What a task module provides is the protocol in ``xlray.tasks.protocol``, which also holds the registry.
 """
 
 from __future__ import annotations
 
-import importlib
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any, TypeVar
 
 import torch
 
 from xlray.tasks.heads import TaskModel, pad_batch, to_device
-from xlray.tasks.metrics import MetricResult
+from xlray.tasks.metrics import TaskScore
 
 T = TypeVar("T")
 
 INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
-TASKS: dict[str, str] = {
-    "nli": "xlray.tasks.nli",
-    "ner": "xlray.tasks.ner",
-    "qa": "xlray.tasks.qa",
-    "xsr": "xlray.tasks.xsr",
-}
 
 
 @dataclass
@@ -35,17 +25,12 @@ class LangResult:
     """Scores of one language with the per-example outcomes behind them (``example_ids`` in outcome order)."""
 
     language: str
-    metrics: list[MetricResult]
+    metrics: list[TaskScore]
     example_ids: list[str]
     counts: dict[str, int] = field(default_factory=dict)  # e.g. truncated inputs, so nothing goes uncounted
 
     def scores(self) -> dict[str, float]:
         return {m.name: m.score for m in self.metrics}
-
-
-def task_module(kind: str) -> ModuleType:
-    """The module implementing a task kind (lazy import)."""
-    return importlib.import_module(TASKS[kind])
 
 
 def sample(items: list[T], limit: int | None, seed: int = 0) -> list[T]:

@@ -98,6 +98,7 @@ class XsrTask(Strict):
 
 
 Task = Annotated[NliTask | NerTask | QaTask | XsrTask, Field(discriminator="kind")]
+FineTunedTask = NliTask | NerTask | QaTask  # the tasks that fine-tune: lr, epochs, batch_size (XSR has none)
 
 
 class TrainConfig(Strict):

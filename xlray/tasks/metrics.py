@@ -1,6 +1,6 @@
 """Task metrics with per-example outcomes: accuracy, IOB entity F1, SQuAD v1.1 EM/F1, top-1 retrieval.
 
-Scores are fractions in [0, 1] (papers print percentages). Each metric returns a ``MetricResult`` whose
+Scores are fractions in [0, 1] (papers print percentages). Each metric returns a ``TaskScore`` whose
 ``per_example`` outcomes and ``statistic`` feed the paired tests in ``xlray.stats``.
 """
 
@@ -21,7 +21,7 @@ ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
 @dataclass(frozen=True)
-class MetricResult:
+class TaskScore:
     """A corpus score with the per-example outcomes it is computed from.
 
     ``per_example``: ``(n,)`` outcomes, or ``(n, 3)`` counts (tp, predicted, gold) for entity F1;
@@ -41,11 +41,11 @@ def check_lengths(gold: Sequence, pred: Sequence, what: str) -> int:
     return len(gold)
 
 
-def accuracy(gold: Sequence[Hashable], pred: Sequence[Hashable]) -> MetricResult:
+def accuracy(gold: Sequence[Hashable], pred: Sequence[Hashable]) -> TaskScore:
     """Fraction of predictions equal to the gold label; per-example 1/0."""
     check_lengths(gold, pred, "accuracy")
     hits = np.array([g == p for g, p in zip(gold, pred, strict=True)], dtype=np.float64)
-    return MetricResult("accuracy", float(hits.mean()), hits)
+    return TaskScore("accuracy", float(hits.mean()), hits)
 
 
 def split_tag(tag: str) -> tuple[str, str]:
@@ -83,7 +83,7 @@ def f1_statistic(batch: np.ndarray) -> np.ndarray:
     return np.divide(2 * precision * recall, total, out=np.zeros_like(tp), where=total > 0)
 
 
-def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> MetricResult:
+def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> TaskScore:
     """Entity-level micro F1 over sentences of IOB tags (seqeval default mode / conlleval)."""
     check_lengths(gold, pred, "entity_f1")
     counts = np.zeros((len(gold), 3), dtype=np.float64)
@@ -100,7 +100,7 @@ def entity_f1(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> M
         "predicted": n_pred,
         "gold": n_gold,
     }
-    return MetricResult("entity_f1", float(f1_statistic(counts[None])[0]), counts, f1_statistic, details)
+    return TaskScore("entity_f1", float(f1_statistic(counts[None])[0]), counts, f1_statistic, details)
 
 
 def normalize_answer(text: str) -> str:
@@ -119,7 +119,7 @@ def token_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def squad_em_f1(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str]) -> tuple[MetricResult, MetricResult]:
+def squad_em_f1(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str]) -> tuple[TaskScore, TaskScore]:
     """Exact match and F1 per question (max over its gold answers), in the order of ``gold``'s ids.
 
     Every gold question needs a prediction: a missing one is an error, not a silent zero.
@@ -135,7 +135,7 @@ def squad_em_f1(gold: Mapping[str, Sequence[str]], predictions: Mapping[str, str
         pred = normalize_answer(predictions[qid])
         em[i] = max(float(pred == normalize_answer(a)) for a in answers)
         f1[i] = max(token_f1(predictions[qid], a) for a in answers)
-    return MetricResult("exact_match", float(em.mean()), em), MetricResult("f1", float(f1.mean()), f1)
+    return TaskScore("exact_match", float(em.mean()), em), TaskScore("f1", float(f1.mean()), f1)
 
 
 def unit_rows(x: np.ndarray, what: str) -> np.ndarray:
@@ -147,7 +147,7 @@ def unit_rows(x: np.ndarray, what: str) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def retrieval_accuracy(source: np.ndarray, target: np.ndarray, block: int = 1024) -> MetricResult:
+def retrieval_accuracy(source: np.ndarray, target: np.ndarray, block: int = 1024) -> TaskScore:
     """Top-1 accuracy of cosine nearest-neighbour search: row i of ``source`` (n, d) should retrieve row i of
     ``target`` (n, d); ties go to the lowest index. Per-example 1/0."""
     src, tgt = unit_rows(source, "source"), unit_rows(target, "target")
@@ -155,4 +155,4 @@ def retrieval_accuracy(source: np.ndarray, target: np.ndarray, block: int = 1024
         raise ValueError(f"retrieval: source {src.shape} and target {tgt.shape} must have the same shape")
     nearest = np.concatenate([(src[i : i + block] @ tgt.T).argmax(axis=1) for i in range(0, len(src), block)])
     hits = (nearest == np.arange(len(src))).astype(np.float64)
-    return MetricResult("retrieval_top1", float(hits.mean()), hits)
+    return TaskScore("retrieval_top1", float(hits.mean()), hits)

@@ -14,17 +14,13 @@ from typing import Any
 
 import torch
 
-from xlray.tasks.config import TrainConfig
+from xlray import result_names as names
+from xlray.tasks.config import FineTunedTask, TrainConfig
 from xlray.tasks.heads import TaskModel, pad_batch, to_device
+from xlray.tracking import Sink
 
 LossFn = Callable[[TaskModel, dict[str, torch.Tensor]], torch.Tensor]
 ExtraLoss = Callable[[], dict[str, tuple[float, torch.Tensor]]]  # name -> (weight, unweighted loss)
-
-
-def resolve_device(choice: str) -> str:
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return choice
 
 
 def optimizer(model: TaskModel, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -52,14 +48,14 @@ def fine_tune(
     model: TaskModel,
     features: list[dict[str, Any]],
     loss_fn: LossFn,
-    hyper: Any,
+    hyper: FineTunedTask,
     cfg: TrainConfig,
     seed: int,
-    sink: Any,
+    sink: Sink,
     extra_loss: ExtraLoss | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``model`` on ``features`` for ``hyper.epochs`` epochs of ``hyper.batch_size`` (seeded order); returns
-    and logs (step = epoch) the mean of each loss term per epoch."""
+    """Train ``model`` on ``features`` for ``hyper.epochs`` epochs of ``hyper.batch_size`` at ``hyper.lr`` (the
+    task's config; seeded order); returns and logs (step = epoch) the mean of each loss term per epoch."""
     if not features:
         raise ValueError("fine_tune: no training features")
     device = model.lm.device
@@ -94,8 +90,8 @@ def fine_tune(
             for name, (_, value) in terms.items():
                 sums[name] += float(value.detach())
             sums["total"] += float(loss.detach())
-        row = {f"train.{name}_loss": total / steps for name, total in sums.items()}
-        row["train.lr"] = schedule.get_last_lr()[0]
+        row = {names.train_loss(name): total / steps for name, total in sums.items()}
+        row[names.TRAIN_LR] = schedule.get_last_lr()[0]
         sink.log_metrics(row, step=epoch)
         history.append(row)
     model.eval()

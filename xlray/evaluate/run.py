@@ -2,7 +2,8 @@
 
 load config -> read and check the task data -> per seed: load the starting checkpoint, build the head, fine-tune
 (with alignment batches if continual), save the checkpoint, evaluate each language, write per-example outcomes
--> mean and spread over seeds -> paired tests against earlier runs -> summary, manifest (last) -> MLflow.
+-> mean and spread over seeds -> paired tests against earlier runs (both ``xlray.evaluate.summary``) -> summary,
+manifest (last) -> MLflow. Metric names: ``xlray.result_names``.
 
 Output folder:
     seed-<s>/checkpoint/        fine-tuned model + tokenizer (safetensors) and head.safetensors (if saved)
@@ -15,29 +16,29 @@ Output folder:
 
 from __future__ import annotations
 
-import math
 import random
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 
+from xlray import result_names as names
+from xlray import runtime
 from xlray.configs import load_config
 from xlray.console import log_to
 from xlray.errors import XlrayError
+from xlray.evaluate.summary import SIGNIFICANCE, flat_summary, paired_test_metrics, significance, summarise, table
 from xlray.models import LoadedModel, describe, load_model
 from xlray.outputs import atomic_dir, read_json, write_json, write_parquet
-from xlray.stats import seed_summary
-from xlray.tasks.common import task_module
 from xlray.tasks.config import EvaluateConfig
-from xlray.tasks.outcomes import OUTCOMES, compare_runs, outcome_frame, read_outcomes
-from xlray.tasks.train import fine_tune, resolve_device
+from xlray.tasks.heads import TaskModel
+from xlray.tasks.outcomes import OUTCOMES, outcome_frame
+from xlray.tasks.protocol import TaskModule, fine_tunes, task_module
+from xlray.tasks.train import fine_tune
 from xlray.tracking import PrefixedSink, Sink, open_run
 
 MANIFEST = "manifest.json"
-SOURCE = "en"  # the fine-tuning language; the other languages are zero-shot targets
 
 
 def main(config_path: str | Path) -> int:
@@ -65,8 +66,7 @@ def run_evaluation(
         return done["summary"]  # finished; a changed seed list or comparison reruns only what is missing
     out.mkdir(parents=True, exist_ok=True)
     task = task_module(cfg.task.kind)
-    trains = hasattr(task, "build")
-    seeds = cfg.seeds if trains else cfg.seeds[:1]  # XSR has no training: one run says it all
+    seeds = cfg.seeds if fine_tunes(task) else cfg.seeds[:1]  # XSR has no training: one run says it all
     tags = {"stage": "evaluate", "task": cfg.task.kind, "condition": cfg.condition}
     with open_run(cfg.tracking, run_name(cfg), out, tags, parent_run_id, into=into) as sink:
         sink.log_params({"config": run_key(cfg), "seeds_run": len(seeds)})
@@ -74,7 +74,9 @@ def run_evaluation(
         for context, files in inputs(cfg).items():
             sink.log_datasets(files, context)
         results = {
-            seed: run_seed(cfg, task, data, seed, sink.run_id, PrefixedSink(into, f"seed{seed}.") if into else None)
+            seed: run_seed(
+                cfg, task, data, seed, sink.run_id, PrefixedSink(into, names.seed_prefix(seed)) if into else None
+            )
             for seed in seeds
         }
 
@@ -84,14 +86,8 @@ def run_evaluation(
         sink.log_artifact(out / "summary.json")
         tests = significance(cfg, out, seeds)
         if tests is not None:
-            sink.log_metrics(
-                {
-                    f"{r['language']}.{r['metric']}.vs_{r['condition_b']}.{k}": r[k]
-                    for r in tests.iter_rows(named=True)
-                    for k in ("delta", "p_value")
-                }
-            )
-            sink.log_artifact(out / "significance.parquet")
+            sink.log_metrics(paired_test_metrics(tests))
+            sink.log_artifact(out / SIGNIFICANCE)
         manifest = {
             "stage": "evaluate",
             "config": run_key(cfg),
@@ -113,7 +109,7 @@ def inputs(cfg: EvaluateConfig) -> dict[str, dict[str, str | list[str]]]:
 
 
 def run_seed(
-    cfg: EvaluateConfig, task: ModuleType, data: Any, seed: int, parent_id: str | None, into: Sink | None = None
+    cfg: EvaluateConfig, task: TaskModule, data: Any, seed: int, parent_id: str | None, into: Sink | None = None
 ) -> dict[str, Any]:
     """One seed: fine-tune (unless XSR), evaluate every language, write outcomes then ``result.json``."""
     folder = Path(cfg.output_dir) / f"seed-{seed}"
@@ -127,8 +123,8 @@ def run_seed(
         return done
     folder.mkdir(parents=True, exist_ok=True)
     seed_everything(seed)
-    device = resolve_device(cfg.train.device)
-    trains = hasattr(task, "build")
+    device = runtime.device(cfg.train.device)
+    trains = fine_tunes(task)
     model_cfg = cfg.model.model_copy(update={"dtype": "float32"}) if trains else cfg.model
     tags = {"stage": "evaluate", "task": cfg.task.kind, "condition": cfg.condition, "seed": str(seed)}
     with open_run(cfg.tracking, f"{run_name(cfg)}-seed{seed}", cfg.output_dir, tags, parent_id, into=into) as sink:
@@ -144,15 +140,15 @@ def run_seed(
 
                 extra, pool_counts = alignment_terms(cfg, lm, seed)
                 counts.update(pool_counts)
-            sink.log_metrics({f"data.{k}": v for k, v in counts.items()})
+            sink.log_metrics({names.data_count(k): v for k, v in counts.items()})
             history = fine_tune(model, features, task.loss, cfg.task, cfg.train, seed, sink, extra)
             if cfg.train.save_checkpoints:
                 checkpoint = save_checkpoint(lm, model, folder / "checkpoint")
                 sink.set_tags({"checkpoint": str(checkpoint.resolve())})
         langs = [task.evaluate(cfg, lm, model, data, lang) for lang in cfg.languages]
         for res in langs:
-            sink.log_metrics({f"{res.language}.{k}": v for k, v in res.scores().items()})
-            sink.log_metrics({f"{res.language}.n.{k}": v for k, v in res.counts.items()})
+            sink.log_metrics({names.score(res.language, k): v for k, v in res.scores().items()})
+            sink.log_metrics({names.count(res.language, k): v for k, v in res.counts.items()})
         write_parquet(outcome_frame(langs, cfg.condition, cfg.task.kind, seed), folder / OUTCOMES)
         result = {
             "config": seed_key(cfg),
@@ -173,49 +169,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def summarise(cfg: EvaluateConfig, results: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    """Mean and spread over seeds per language and metric; ``targets_mean``: the unweighted mean over the
-    non-English languages of each metric's seed mean."""
-    languages: dict[str, dict[str, float]] = {}
-    for lang in cfg.languages:
-        metrics = next(iter(results.values()))["scores"][lang]
-        row: dict[str, float] = {}
-        for metric in metrics:
-            stats = seed_summary([r["scores"][lang][metric] for r in results.values()])
-            row[metric], row[f"{metric}_std"] = stats.mean, stats.std
-        row["seeds"] = len(results)
-        languages[lang] = row
-    targets = [lang for lang in cfg.languages if lang != SOURCE]
-    metric_names = [m for m in languages[cfg.languages[0]] if not m.endswith("_std") and m != "seeds"]
-    targets_mean = {m: float(np.mean([languages[t][m] for t in targets])) for m in metric_names} if targets else {}
-    return {"languages": languages, "targets_mean": targets_mean}
-
-
-def flat_summary(summary: dict[str, Any]) -> dict[str, float]:
-    flat = {f"{lang}.{k}": v for lang, row in summary["languages"].items() for k, v in row.items()}
-    flat.update({f"targets_mean.{k}": v for k, v in summary["targets_mean"].items()})
-    return {k: v for k, v in flat.items() if not (isinstance(v, float) and math.isnan(v))}
-
-
-def significance(cfg: EvaluateConfig, out: Path, seeds: list[int]) -> Any:
-    """Paired tests of this run's outcomes (its current seeds) against each earlier run in ``compare_with``;
-    None if there are none."""
-    sig = cfg.significance
-    if not sig.compare_with:
-        return None
-    import polars as pl
-
-    mine = read_outcomes(out).filter(pl.col("seed").is_in(seeds))
-    frames = []
-    for name, folder in sig.compare_with.items():
-        other = read_outcomes(folder).with_columns(pl.lit(name).alias("condition"))
-        frames.append(compare_runs(mine, other, sig.method, sig.n_resamples, sig.seed))
-    tests = pl.concat(frames)
-    write_parquet(tests, out / "significance.parquet")
-    return tests
-
-
-def save_checkpoint(lm: LoadedModel, model: Any, final: Path) -> Path:
+def save_checkpoint(lm: LoadedModel, model: TaskModel, final: Path) -> Path:
     """Model and tokenizer (save_pretrained, safetensors) plus the head's weights, moved into place in one rename."""
     from safetensors.torch import save_file
 
@@ -239,16 +193,3 @@ def run_key(cfg: EvaluateConfig) -> dict[str, Any]:
 
 def run_name(cfg: EvaluateConfig) -> str:
     return f"evaluate-{cfg.task.kind}-{cfg.condition}-{Path(cfg.model.name).name}"
-
-
-def table(cfg: EvaluateConfig, summary: dict[str, dict[str, float]]) -> str:
-    """Per-language means (± std over seeds) for the terminal."""
-    lines = [f"evaluate {cfg.task.kind} ({cfg.condition}), results in {cfg.output_dir}"]
-    for lang, row in summary.items():
-        cells = [
-            f"{m} {v:.4f}" + (f" ± {std:.4f}" if (std := row.get(f"{m}_std")) is not None and std == std else "")
-            for m, v in row.items()
-            if not m.endswith("_std") and m != "seeds"
-        ]
-        lines.append(f"  {lang}: " + ", ".join(cells) + f"  ({row['seeds']} seed(s))")
-    return "\n".join(lines)

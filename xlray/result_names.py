@@ -1,0 +1,154 @@
+"""Names of the results xlray logs and reports, built and parsed here only.
+
+An `xlray evaluate` run logs, in its own run (inside a sweep trial under ``zero_shot.<condition>.``):
+    <language>.<metric>, <language>.<metric>_std, <language>.seeds   mean, sample std and number of seeds
+    targets_mean.<metric>                                           mean over the non-English languages
+    <language>.<metric>.vs_<other>.<delta | p_value>                paired test against an earlier condition
+    seed<s>.<language>.<metric>, seed<s>.<language>.n.<count>       one seed's scores and counts
+    seed<s>.data.<count>, seed<s>.train.<term>_loss, seed<s>.train.lr   one seed's training (step = epoch)
+A sweep trial's results (Tune result keys and MLflow metrics):
+    zero_shot.<condition>.<language | targets_mean>.<metric>        and the keys above under that prefix
+    align.<checkpoint>.<aligned | unaligned | drift | ratio>.<language | all>
+    concepts.<checkpoint>.<lang>-en.<metric>
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ZERO_SHOT, ALIGN, CONCEPTS = "zero_shot", "align", "concepts"
+TARGETS_MEAN = "targets_mean"  # the unweighted mean over the zero-shot target languages
+ALL = "all"  # align.*: every language of the adjustment together
+SEEDS = "seeds"
+STD = "_std"
+TESTS = ("delta", "p_value")  # what a paired test logs
+ALIGN_KINDS = ("aligned", "unaligned", "drift", "ratio")
+TRAIN_LR = "train.lr"
+
+
+# An evaluate run's names (relative to its run or prefix).
+
+
+def score(language: str, key: str) -> str:
+    """``<language>.<key>``: a metric (or its ``_std``, or ``seeds``) of one language or ``targets_mean``."""
+    return f"{language}.{key}"
+
+
+def std(metric: str) -> str:
+    """The sample std over seeds of ``metric``: ``<metric>_std``."""
+    return f"{metric}{STD}"
+
+
+def is_metric(key: str) -> bool:
+    """Whether a key of a language's summary row (``accuracy``, ``accuracy_std``, ``seeds``) is a metric's mean."""
+    return not key.endswith(STD) and key != SEEDS
+
+
+def count(language: str, name: str) -> str:
+    """``<language>.n.<name>``: how many examples (truncated inputs, ...) a language's evaluation counted."""
+    return f"{language}.n.{name}"
+
+
+def paired_test(language: str, metric: str, other: str, statistic: str) -> str:
+    """``<language>.<metric>.vs_<other>.<statistic>``: this condition against ``other`` (statistic in TESTS)."""
+    return f"{language}.{metric}.vs_{other}.{statistic}"
+
+
+def seed_prefix(seed: int) -> str:
+    """The prefix of one seed's names inside a run that logs several seeds."""
+    return f"seed{seed}."
+
+
+def data_count(name: str) -> str:
+    """``data.<name>``: a count of the training data (examples, truncated, pool pairs)."""
+    return f"data.{name}"
+
+
+def train_loss(term: str) -> str:
+    """``train.<term>_loss``: an epoch's mean of one loss term (task, align, reg, total)."""
+    return f"train.{term}_loss"
+
+
+# A sweep trial's names.
+
+
+def zero_shot_prefix(condition: str) -> str:
+    """Where a trial logs one condition's evaluate run: ``zero_shot.<condition>.``."""
+    return f"{ZERO_SHOT}.{condition}."
+
+
+def zero_shot(condition: str, language: str, key: str) -> str:
+    """``zero_shot.<condition>.<language | targets_mean>.<key>``."""
+    return zero_shot_prefix(condition) + score(language, key)
+
+
+def align(checkpoint: str, kind: str, where: str) -> str:
+    """``align.<checkpoint>.<kind>.<language | all>``."""
+    return f"{ALIGN}.{checkpoint}.{kind}.{where}"
+
+
+def concepts_prefix(checkpoint: str, language: str) -> str:
+    """Where a trial logs one checkpoint's concepts run for one language: ``concepts.<checkpoint>.<lang>-en.``."""
+    return f"{CONCEPTS}.{checkpoint}.{language}-en."
+
+
+# Parsing.
+
+
+@dataclass(frozen=True)
+class ResultName:
+    """A trial result's name cut at its dots: ``<family>.<source>.<rest...>``.
+
+    ``source``: the condition (zero_shot) or the checkpoint (align, concepts); None if the name stops before it.
+    ``rest``: zero_shot: (language, metric, ...); align: (kind, language or all); concepts: (<lang>-en, metric).
+    """
+
+    family: str
+    source: str | None
+    rest: tuple[str, ...]
+
+
+def parse(name: str) -> ResultName:
+    family, *more = name.split(".")
+    return ResultName(family, more[0] if more else None, tuple(more[1:]))
+
+
+@dataclass(frozen=True)
+class ZeroShotScore:
+    """One condition's result over seeds in a language: a metric's mean or std, or a paired test's statistic."""
+
+    condition: str
+    language: str  # a language or targets_mean
+    metric: str
+    std: bool = False
+    versus: str | None = None  # the other condition of a paired test
+    test: str | None = None  # with versus: delta or p_value
+
+    @property
+    def name(self) -> str:
+        if self.versus is not None:
+            return zero_shot_prefix(self.condition) + paired_test(self.language, self.metric, self.versus, self.test)
+        return zero_shot(self.condition, self.language, std(self.metric) if self.std else self.metric)
+
+
+def parse_zero_shot(name: str) -> ZeroShotScore | None:
+    """The score a ``zero_shot.*`` name holds; None for every other name: one seed's results, counts, the number
+    of seeds, align.*, concepts.*."""
+    r = parse(name)
+    if r.family != ZERO_SHOT or r.source is None or len(r.rest) < 2 or r.rest[0].startswith("seed"):
+        return None
+    language, metric, *test = r.rest
+    if metric in (SEEDS, "n"):
+        return None
+    if not test:
+        spread = metric.endswith(STD)
+        return ZeroShotScore(r.source, language, metric.removesuffix(STD) if spread else metric, spread)
+    if len(test) == 2 and test[0].startswith("vs_"):
+        return ZeroShotScore(r.source, language, metric, versus=test[0].removeprefix("vs_"), test=test[1])
+    return None
+
+
+def is_over_seeds(name: str) -> bool:
+    """A ``zero_shot.*`` name of the whole condition: not one seed's result, nor the number of seeds."""
+    r = parse(name)
+    return r.family == ZERO_SHOT and r.source is not None and not any(p.startswith("seed") for p in (r.source, *r.rest))
