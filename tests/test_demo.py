@@ -32,13 +32,13 @@ def test_demo_runs_quietly_and_logs_to_mlflow(tmp_path):
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("xlray-demo").experiment_id])
     by_name = {r.info.run_name: r for r in runs}
-    assert set(by_name) == {"extract bert", "concepts-bert-base-xd-en", "sweep-demo", "bert-xd-reg_lambda=0",
+    assert set(by_name) == {"extract-bert", "concepts-bert-base-xd-en", "sweep-demo", "bert-xd-reg_lambda=0",
                             "bert-xd-reg_lambda=1"}  # fmt: skip
     parent = by_name["sweep-demo"].info.run_id
     assert by_name["bert-xd-reg_lambda=1"].data.tags["mlflow.parentRunId"] == parent
     assert "zero_shot.continual.xd.accuracy" in by_name["bert-xd-reg_lambda=0"].data.metrics
     assert all(r.info.status == "FINISHED" for r in runs)
-    assert by_name["extract bert"].data.metrics["count.sentences"] == 600
+    assert by_name["extract-bert"].data.metrics["count.sentences"] == 600
     history = client.get_metric_history(by_name["concepts-bert-base-xd-en"].info.run_id, "colap")
     assert sorted(m.step for m in history) == [0, 1, 2]
     assert (tmp_path / "out" / "concepts" / "xd-en" / "browser.html").is_file()

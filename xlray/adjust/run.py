@@ -29,7 +29,8 @@ from xlray.console import log_to
 from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
 from xlray.models import describe, encoder_of, load_model
-from xlray.outputs import atomic_dir, finished_manifest, write_json
+from xlray.outputs import atomic_dir, write_json
+from xlray.stage_rules import finished, result_config, run_name, run_tags
 from xlray.tracking import Sink, open_run
 
 MANIFEST = "manifest.json"
@@ -51,9 +52,8 @@ def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
 
     out = Path(cfg.output_dir)
     log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
-    done = finished_manifest(out / MANIFEST, comparable(cfg), "adjustment")
+    done = finished(out / MANIFEST, cfg, "adjustment")
     if done is not None:
-        print(f"adjust: {out} is already complete (manifest.json); nothing to do")
         return done
     out.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)
@@ -85,7 +85,8 @@ def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
 
     tracking = cfg.tracking if accelerator.is_main_process else TrackingConfig(enabled=False)
     into = into if accelerator.is_main_process else None
-    with open_run(tracking, run_name(cfg), out, tags={"stage": "adjust"}, into=into) as sink:
+    name = run_name("adjust", Path(cfg.model.name).name, "+".join(cfg.languages))
+    with open_run(tracking, name, out, tags=run_tags("adjust"), into=into) as sink:
         sink.log_params({"config": cfg.model_dump(mode="json"), "model_info": describe(lm)})
         corpora = [[str(p) for p in corpus_paths(cfg.corpus, lang)] for lang in cfg.languages]
         sink.log_datasets({corpus_name(files[0]): files for files in corpora}, "train")
@@ -151,7 +152,7 @@ def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
             sink.set_tags({"checkpoint": str(checkpoint.resolve())})
             manifest = {
                 "stage": "adjust",
-                "config": comparable(cfg),
+                "config": result_config(cfg),
                 "model": describe(lm),
                 "checkpoint": "checkpoint",
                 "pairs": "pairs.parquet",
@@ -172,11 +173,6 @@ def fresh_accelerator_state(mixed_precision: str) -> None:
 
     if AcceleratorState._shared_state and str(AcceleratorState().mixed_precision) != mixed_precision:
         AcceleratorState._reset_state()
-
-
-def comparable(cfg: AdjustConfig) -> dict[str, Any]:
-    """The config fields that decide the result (tracking does not)."""
-    return cfg.model_dump(mode="json", exclude={"tracking"})
 
 
 def aligned_pairs(cfg: AdjustConfig, out: Path) -> AlignedPairs:
@@ -200,10 +196,6 @@ def check_layer(layer: int, num_layers: int) -> None:
         raise XlrayError(
             f"loss.layer: {layer} is out of range; the model has hidden states 0..{num_layers} (or -1 for the last)"
         )
-
-
-def run_name(cfg: AdjustConfig) -> str:
-    return f"adjust-{Path(cfg.model.name).name}-{'+'.join(cfg.languages)}"
 
 
 def step_metrics(window: list[tuple[float, float, float, int]], lr: float) -> dict[str, float]:

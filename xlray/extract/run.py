@@ -23,9 +23,10 @@ from xlray.extract.cap import merge_thresholds, occurrences, smallest_hashes
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Item, input_files, plan_chunks, read_chunk
 from xlray.extract.shards import MANIFEST, finished_shards, shard_stats
-from xlray.outputs import finished_manifest, write_json
+from xlray.outputs import write_json
 from xlray.runtime import outside_placement_groups, start_ray
-from xlray.tracking import open_run
+from xlray.stage_rules import finished, run_name, run_tags
+from xlray.tracking import Sink, open_run
 
 THRESHOLDS = "cap_thresholds.json"
 
@@ -261,17 +262,17 @@ def words_of(counts: dict[str, int]) -> int:
     return sum(v for k, v in counts.items() if k.endswith("_words") and not k.endswith("truncated_words"))
 
 
-def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
-    """Run (or resume) an extraction; returns the manifest."""
+def run_extract(cfg: ExtractConfig, into: Sink | None = None) -> dict[str, Any]:
+    """Run (or resume) an extraction; returns the manifest. ``into``: log into that open sink (a sweep trial's
+    run) instead of a run of its own."""
     from xlray.console import log_to, say
     from xlray.models import model_facts
 
     out = Path(cfg.output_dir)
     log_to(out)
     manifest_path = out / MANIFEST
-    done = finished_manifest(manifest_path, cfg.model_dump(mode="json"), "extraction")
+    done = finished(manifest_path, cfg, "extraction")
     if done is not None:
-        say(f"[extract] {out} is already complete; nothing to do")
         return done
     (out / "shards").mkdir(parents=True, exist_ok=True)
     chunks = plan_chunks(cfg.inputs, cfg.chunk_lines)
@@ -280,8 +281,8 @@ def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
     reading = ThreadPoolExecutor(1, thread_name_prefix="xlray-model-facts")
     facts_soon = reading.submit(model_facts, cfg.model)
     reading.shutdown(wait=False)
-    name, tags = f"extract {Path(cfg.model.name).name}", {"xlray.stage": "extract"}
-    with open_run(cfg.tracking, name, out, tags=tags, background=True) as sink:
+    name = run_name("extract", Path(cfg.model.name).name)
+    with open_run(cfg.tracking, name, out, tags=run_tags("extract"), into=into, background=True) as sink:
         connected = start_ray(cfg.ray)
         if connected:
             say(f"[extract] {connected}")
@@ -291,8 +292,8 @@ def run_extract(cfg: ExtractConfig) -> dict[str, Any]:
         sink.log_params({"config": cfg.model_dump(mode="json"), "model": facts})
         sink.log_datasets({corpus_name(input_files(c)[0]): input_files(c) for c in cfg.inputs}, "extract")
         thresholds = cap_thresholds(cfg, chunks, out)
-        finished = finished_shards(out / "shards")
-        todo = [c for c in chunks if c.chunk_id not in finished]
+        written = finished_shards(out / "shards")
+        todo = [c for c in chunks if c.chunk_id not in written]
         say(f"[extract] {len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to run")
         ran: list[dict[str, int]] = []
         if todo:

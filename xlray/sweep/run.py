@@ -21,7 +21,8 @@ from typing import Any
 from xlray.configs import load_config
 from xlray.console import log_to, say
 from xlray.errors import RunFailure, XlrayError
-from xlray.outputs import finished_manifest, read_json, write_json
+from xlray.outputs import read_json, write_json
+from xlray.stage_rules import finished, result_config, run_name, run_tags
 from xlray.sweep.checks import preflight
 from xlray.sweep.config import SweepConfig
 from xlray.sweep.space import param_space
@@ -46,9 +47,8 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
 
     out = Path(cfg.output_dir).resolve()
     log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
-    done = finished_manifest(out / MANIFEST, comparable(cfg), "sweep")
+    done = finished(out / MANIFEST, cfg, "sweep")
     if done is not None:
-        say(f"[sweep] {out} is already complete ({MANIFEST}); nothing to do")
         return done
     state = started_state(cfg, out, resume)
 
@@ -67,13 +67,13 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
 
     # 2. The parent run (reopened on resume), then the Tune experiment.
     tracking = cfg.tracking.model_copy(update={"uri": uri})
-    tags = {"xlray.sweep": cfg.name, "xlray.role": "sweep"}
+    tags = run_tags("sweep", **{"xlray.sweep": cfg.name, "xlray.role": "sweep"})
     parent_id = state["parent_run_id"] if state else None
-    with open_run(tracking, f"sweep-{cfg.name}", out, tags=tags, run_id=parent_id) as parent:
+    with open_run(tracking, run_name("sweep", cfg.name), out, tags=tags, run_id=parent_id) as parent:
         if parent_id is None:
             parent.log_params(flatten(cfg.model_dump(mode="json")))
         storage = cfg.storage_path or str(out / "tune")
-        state = {"config": comparable(cfg), "parent_run_id": parent.run_id, "tracking_uri": uri,
+        state = {"config": result_config(cfg), "parent_run_id": parent.run_id, "tracking_uri": uri,
                  "experiment": f"{storage.rstrip('/')}/{cfg.name}"}  # fmt: skip
         write_json(out / STATE, state)
         setup = TrialSetup(cfg.model_dump_json(), str(out), uri, parent.run_id)
@@ -88,16 +88,11 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
         if best:
             parent.log_metrics({f"best.{cfg.search.metric}": best["result"][cfg.search.metric]})
             parent.set_tags({"xlray.best_trial": best["trial_id"]})
-        manifest = {"config": comparable(cfg), "trials": trials, "best": best, "parent_run_id": parent.run_id,
+        manifest = {"config": result_config(cfg), "trials": trials, "best": best, "parent_run_id": parent.run_id,
                     "report": [str(p.relative_to(out)) for p in report]}  # fmt: skip
         write_json(out / MANIFEST, manifest)
     summary(cfg, trials, best, out, uri)
     return manifest
-
-
-def comparable(cfg: SweepConfig) -> dict[str, Any]:
-    """The config fields that decide the results (tracking and Ray placement do not)."""
-    return cfg.model_dump(mode="json", exclude={"tracking", "ray"})
 
 
 def started_state(cfg: SweepConfig, out: Path, resume: bool) -> dict[str, Any] | None:
@@ -107,7 +102,7 @@ def started_state(cfg: SweepConfig, out: Path, resume: bool) -> dict[str, Any] |
         raise XlrayError(f"--resume: {out} holds no started sweep ({STATE} is missing); run it without --resume")
     if state is not None and not resume:
         raise XlrayError(f"{out}: holds an unfinished sweep; add --resume to finish it, or choose another output_dir")
-    if state is not None and state["config"] != comparable(cfg):
+    if state is not None and state["config"] != result_config(cfg):
         raise XlrayError(f"--resume: the config differs from the one {out} was started with; resume that one")
     return state
 
