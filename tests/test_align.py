@@ -8,14 +8,14 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from xlray.align.dictionary import (
+from xlray.errors import XlrayError
+from xlray.wordalign.dictionary import (
     build_dictionary,
     read_dictionary,
     top_translations,
     write_dictionary,
 )
-from xlray.align.eflomal import one_to_one, read_links, word_align
-from xlray.errors import XlrayError
+from xlray.wordalign.eflomal import one_to_one, read_links, word_align
 
 # A tiny two-language grammar: English-like SVO with articles and adjectives before nouns, and a verb-final
 # language without articles, adjectives after nouns. Words are invented so that no pair shares a spelling.

@@ -8,13 +8,13 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from xlray.align.dictionary import read_dictionary, top_translations, write_dictionary
 from xlray.concepts.config import ConceptsConfig
 from xlray.concepts.run import run_concepts
 from xlray.configs import ModelConfig
 from xlray.errors import XlrayError
 from xlray.extract.config import ExtractConfig
 from xlray.extract.run import run_extract
+from xlray.wordalign.dictionary import read_dictionary, top_translations, write_dictionary
 
 
 @pytest.fixture(scope="module")

@@ -175,7 +175,7 @@ def test_adjust_lines_and_tsv_after_a_bom_and_crlf(tmp_path):
 
 
 def test_eflomal_dictionary_reads_boms_and_crlf(tmp_path, monkeypatch):
-    import xlray.align.eflomal
+    import xlray.wordalign.eflomal
     from xlray.concepts.run import eflomal_dictionary
 
     seen = []
@@ -184,7 +184,7 @@ def test_eflomal_dictionary_reads_boms_and_crlf(tmp_path, monkeypatch):
         seen.append((src, tgt))
         return [[(k, k) for k in range(min(len(s), len(t)))] for s, t in zip(src, tgt, strict=True)]
 
-    monkeypatch.setattr(xlray.align.eflomal, "word_align", diagonal)
+    monkeypatch.setattr(xlray.wordalign.eflomal, "word_align", diagonal)
     src = bom_crlf(tmp_path / "xl-en.xl", ["bom a", "bom b", "c"])
     tgt = bom_crlf(tmp_path / "xl-en.en", ["mob A", "mob B", "C"])
     df = eflomal_dictionary(str(src), str(tgt), max_sentences=2, n_samplers=1)

@@ -7,10 +7,15 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from xlray.configs import ModelConfig, Strict, TrackingConfig
+from xlray.corpora import ParallelFiles
 
 
 class LinesCorpus(Strict):
-    """Two line-aligned files of pre-tokenized sentences; ``{lang}`` in a path becomes the language code."""
+    """Two line-aligned files of pre-tokenized sentences; ``{lang}`` in a path becomes the language code.
+
+    Read as the shared spec ``xlray.corpora.ParallelFiles`` with ``english`` as its target side (the field keeps
+    its name: configs, the pairs cache key and the sweep's search paths say ``corpus.english``).
+    """
 
     format: Literal["lines"]
     source: str = Field(description="foreign side, e.g. data/{lang}-en.{lang}")
@@ -18,6 +23,10 @@ class LinesCorpus(Strict):
 
     def paths(self) -> list[str]:
         return [self.source, self.english]
+
+    def files(self, lang: str) -> ParallelFiles:
+        """The two files of language ``lang``."""
+        return ParallelFiles(source=self.source, target=self.english).for_language(lang)
 
 
 class TsvCorpus(Strict):

@@ -15,12 +15,13 @@ import numpy as np
 import polars as pl
 
 from xlray.adjust.config import AdjustConfig, Corpus, LinesCorpus, PairsConfig, TsvCorpus
+from xlray.corpora import Words, parallel_words
 from xlray.errors import XlrayError, where
 from xlray.outputs import write_parquet
-from xlray.textio import count_lines, existing_file, read_lines
+from xlray.textio import existing_file, read_lines
+from xlray.wordalign.eflomal import Link  # in adjust: (foreign word index, English word index)
 
-Link = tuple[int, int]  # (foreign word index, English word index)
-RawPair = tuple[int, list[str], list[str]]  # (line or row number from 1, foreign words, English words)
+RawPair = Words  # (line or row number from 1, foreign words, English words)
 SPLITS = ("train", "heldout")
 
 
@@ -78,38 +79,20 @@ class AlignedPairs:
 # --- reading the corpus -------------------------------------------------------------------------------------
 
 
-def corpus_paths(corpus: Corpus, lang: str) -> list[Path]:
-    return [Path(p.replace("{lang}", lang)) for p in corpus.paths()]
+def corpus_paths(corpus: Corpus, lang: str) -> list[str]:
+    return [p.replace("{lang}", lang) for p in corpus.paths()]
 
 
 def read_corpus(corpus: Corpus, lang: str) -> Iterator[RawPair]:
     """Stream the pairs of one language as whitespace-split words; errors name file and line."""
-    paths = corpus_paths(corpus, lang)
     if isinstance(corpus, LinesCorpus):
-        yield from read_line_files(*paths)
-    elif isinstance(corpus, TsvCorpus):
-        yield from read_tsv(paths[0], corpus.header)
+        yield from parallel_words(corpus.files(lang))  # different lengths: an error naming both files' counts
+        return
+    path = Path(corpus_paths(corpus, lang)[0])
+    if isinstance(corpus, TsvCorpus):
+        yield from read_tsv(path, corpus.header)
     else:
-        yield from read_parquet(paths[0], corpus.source_column, corpus.english_column)
-
-
-def read_line_files(source: Path, english: Path) -> Iterator[RawPair]:
-    """Two line-aligned files; different lengths are an error naming both files and their line counts."""
-    left, right = read_lines(source), read_lines(english)
-    for number, src in left:
-        item = next(right, None)
-        if item is None:
-            raise length_error(source, english)
-        yield number, src.split(), item[1].split()
-    if next(right, None) is not None:
-        raise length_error(source, english)
-
-
-def length_error(source: Path, english: Path) -> XlrayError:
-    return XlrayError(
-        f"{source} has {count_lines(source)} lines but {english} has {count_lines(english)}; "
-        "parallel files must be line-aligned"
-    )
+        yield from read_parquet(path, corpus.source_column, corpus.english_column)
 
 
 def read_tsv(path: Path, header: bool) -> Iterator[RawPair]:
@@ -198,7 +181,7 @@ def filter_links(
 
 def align_language(raw: list[RawPair], drop_identical: bool) -> tuple[list[RawPair], list[list[Link]], dict[str, int]]:
     """Word-align sampled pairs (eflomal, intersected, one-to-one); pairs with no link left are dropped, counted."""
-    from xlray.align.eflomal import word_align
+    from xlray.wordalign.eflomal import word_align
 
     source, english = [p[1] for p in raw], [p[2] for p in raw]
     links, identical = filter_links(source, english, word_align(source, english), drop_identical)
@@ -220,7 +203,7 @@ def build_pairs(cfg: AdjustConfig) -> AlignedPairs:
         raw, links, align_counts = align_language(raw, cfg.pairs.drop_identical)
         counts.update(align_counts)
         if len(raw) <= cfg.pairs.heldout_sent:
-            where_from = ", ".join(str(p) for p in corpus_paths(cfg.corpus, lang))
+            where_from = ", ".join(corpus_paths(cfg.corpus, lang))
             raise XlrayError(
                 f"{where_from}: only {len(raw)} alignable pairs for {lang} ({counts}); "
                 f"pairs.heldout_sent ({cfg.pairs.heldout_sent}) leaves none for training"

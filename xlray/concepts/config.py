@@ -10,6 +10,7 @@ from xlray.concepts.cluster import ClusterConfig, FastHdbscanConfig
 from xlray.concepts.metrics import CalignConfig, ColapConfig
 from xlray.concepts.points import PointsConfig
 from xlray.configs import Strict, TrackingConfig
+from xlray.corpora import ParallelFiles
 
 
 class DictionaryFile(Strict):
@@ -19,12 +20,11 @@ class DictionaryFile(Strict):
     path: str
 
 
-class DictionaryFromParallel(Strict):
-    """Build D with eflomal (forward and reverse, intersected) from two line-aligned, pre-tokenized files."""
+class DictionaryFromParallel(ParallelFiles):
+    """Build D with eflomal (forward and reverse, intersected) from two line-aligned, pre-tokenized files (the
+    shared spec: ``source`` is the source language's side, ``target`` the target language's)."""
 
     kind: Literal["eflomal"] = "eflomal"
-    source: str = Field(description="Source-language side, one whitespace-tokenized sentence per line")
-    target: str = Field(description="Target-language side, line-parallel to source")
     max_sentences: int | None = Field(None, ge=1, description="Use only the first N pairs; None: all")
     n_samplers: int = Field(3, ge=1, description="eflomal samplers; more is slower but less variable")
     min_count: int = Field(1, ge=1, description="Translation pairs seen fewer times are ignored")

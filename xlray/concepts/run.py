@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from xlray.align.dictionary import build_dictionary, read_dictionary, top_translations, write_dictionary
 from xlray.concepts.browser import browser_data, browser_html
 from xlray.concepts.cluster import Clustering, cluster
 from xlray.concepts.config import ConceptsConfig, DictionaryFile
@@ -39,12 +38,14 @@ from xlray.concepts.plots import plot_curves, plot_histograms
 from xlray.concepts.points import prepare_points
 from xlray.configs import load_config
 from xlray.console import log_to, progress, say
+from xlray.corpora import ParallelFiles, UnequalLengths, parallel_words
 from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
 from xlray.extract.reader import Activations, open_activations
 from xlray.outputs import atomic, finished_manifest, write_json, write_parquet
-from xlray.textio import read_lines
+from xlray.textio import is_file
 from xlray.tracking import Sink, open_run
+from xlray.wordalign.dictionary import build_dictionary, read_dictionary, top_translations, write_dictionary
 
 MANIFEST = "manifest.json"
 ARTIFACTS = (
@@ -191,7 +192,7 @@ def inputs(cfg: ConceptsConfig, acts: Activations, label: str) -> dict[str, str 
     if isinstance(spec, DictionaryFile):
         files["dictionary"] = spec.path
     else:
-        files[corpus_name(spec.source)] = [spec.source, spec.target]
+        files[corpus_name(spec.source)] = list(spec.files())
     return files
 
 
@@ -212,17 +213,22 @@ def load_dictionary(cfg: ConceptsConfig, out: Path) -> pl.DataFrame:
 
 
 def eflomal_dictionary(source: str, target: str, max_sentences: int | None, n_samplers: int) -> pl.DataFrame:
-    """Word-align two line-parallel files with eflomal and count the translation pairs."""
-    from xlray.align.eflomal import word_align
+    """Word-align two line-parallel files with eflomal and count the translation pairs.
 
-    sides = []
-    for path in (source, target):
-        if not Path(path).is_file():
+    The files are streamed pair by pair (only the words eflomal needs are held), stopping after ``max_sentences``.
+    """
+    from xlray.wordalign.eflomal import word_align
+
+    files = ParallelFiles(source=source, target=target)
+    for path in files.files():
+        if not is_file(path):
             raise XlrayError(f"dictionary: {path}: parallel file not found")
-        sides.append([text.split() for _, text in islice(read_lines(path), max_sentences)])
-    if len(sides[0]) != len(sides[1]):
-        raise XlrayError(f"dictionary: {source} has {len(sides[0])} lines but {target} has {len(sides[1])}")
-    return build_dictionary(sides[0], sides[1], word_align(sides[0], sides[1], n_samplers=n_samplers))
+    try:
+        pairs = list(islice(parallel_words(files), max_sentences))
+    except UnequalLengths as exc:
+        raise XlrayError(f"dictionary: {exc.counts}") from None
+    src, tgt = [p[1] for p in pairs], [p[2] for p in pairs]
+    return build_dictionary(src, tgt, word_align(src, tgt, n_samplers=n_samplers))
 
 
 def analyse_layer(

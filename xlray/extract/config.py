@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig
+from xlray.corpora import ParallelFiles
 
 
 class TextCorpus(Strict):
@@ -17,12 +18,10 @@ class TextCorpus(Strict):
     language: str
 
 
-class ParallelCorpus(Strict):
-    """Two line-aligned files; line k of one is the translation of line k of the other."""
+class ParallelCorpus(ParallelFiles):
+    """Two line-aligned files (the shared spec, read by ``xlray.corpora``) and the language of each."""
 
     format: Literal["parallel"] = "parallel"
-    source: str
-    target: str
     source_language: str
     target_language: str
 

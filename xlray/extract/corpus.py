@@ -1,7 +1,8 @@
 """Corpus input for extraction: plan byte-offset chunks on the driver, read one chunk per Ray task.
 
 Every sentence gets a stable id ``<input name>:<line>`` (or the id column of a table), so resumed and re-run
-extractions produce the same rows. Reading streams through pyarrow filesystems (local paths, s3://, gs://).
+extractions produce the same rows. Reading streams local paths and URIs (s3://, gs://) through ``xlray.textio``;
+parallel inputs go through the shared reader of ``xlray.corpora``.
 """
 
 from __future__ import annotations
@@ -13,13 +14,11 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
-from pyarrow import fs as pafs
 
+from xlray.corpora import parallel_entries, unequal_lengths
 from xlray.errors import XlrayError, one_line
 from xlray.extract.config import Corpus, ParallelCorpus, TableCorpus, TextCorpus
-from xlray.textio import strip_bom
-
-READ_BLOCK = 1 << 22
+from xlray.textio import READ_BLOCK, BadLine, open_fs, raw_lines
 
 
 @dataclass(frozen=True)
@@ -51,15 +50,8 @@ class Item:
         return self.sentence_id, self.target_language, self.target_words or []
 
 
-def open_fs(path: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and path for a local path or a URI."""
-    if "://" in path:
-        return pafs.FileSystem.from_uri(path)
-    return pafs.LocalFileSystem(), str(PurePosixPath(path)) if path.startswith("/") else path
-
-
 def input_files(corpus: Corpus) -> list[str]:
-    return [corpus.source, corpus.target] if isinstance(corpus, ParallelCorpus) else [corpus.path]
+    return list(corpus.files()) if isinstance(corpus, ParallelCorpus) else [corpus.path]
 
 
 def input_name(corpus: Corpus) -> str:
@@ -101,8 +93,7 @@ def plan_chunks(inputs: list[Corpus], chunk_lines: int) -> list[Chunk]:
         planned = [line_offsets(path, chunk_lines) for path in input_files(corpus)]
         counts = [n for _, n in planned]
         if len(set(counts)) > 1:
-            a, b = input_files(corpus)
-            raise XlrayError(f"{a} has {counts[0]} lines but {b} has {counts[1]}: parallel files must be line-aligned")
+            raise unequal_lengths(corpus, (counts[0], counts[1]))
         per_file = list(zip(*[starts for starts, _ in planned], strict=True))
         for k, offsets in enumerate(per_file):
             first = k * chunk_lines + 1
@@ -120,28 +111,6 @@ def parquet_chunks(index: int, corpus: TableCorpus) -> list[Chunk]:
     except (FileNotFoundError, OSError) as exc:
         raise XlrayError(f"{corpus.path}: cannot open Parquet input: {one_line(exc)}") from None
     return [Chunk(f"{index:03d}-{g:06d}", index, g, meta.row_group(g).num_rows, ()) for g in range(meta.num_row_groups)]
-
-
-def raw_lines(path: str, offset: int, first_line: int, n_lines: int) -> Iterator[tuple[int, bytes]]:
-    """Lines ``first_line ..`` (at most ``n_lines``) read from byte ``offset``, streamed in blocks, without LF or
-    CRLF; the file's leading BOM is dropped when reading from offset 0 (later chunks start past it)."""
-    filesystem, where = open_fs(path)
-    number, end = first_line, first_line + n_lines
-    with filesystem.open_input_file(where) as handle:
-        handle.seek(offset)
-        buffer = b""
-        while number < end:
-            block = handle.read(READ_BLOCK)
-            *lines, buffer = (buffer + block).split(b"\n")
-            if not block and buffer:
-                lines.append(buffer)
-            for raw in lines[: end - number]:
-                if offset == 0 and number == first_line:
-                    raw = strip_bom(raw)
-                yield number, raw.rstrip(b"\r")
-                number += 1
-            if not block:
-                return
 
 
 class Invalid(Exception):
@@ -168,15 +137,14 @@ def text_items(corpus: TextCorpus, chunk: Chunk, name: str) -> Iterator[Item | I
 
 
 def parallel_items(corpus: ParallelCorpus, chunk: Chunk, name: str, pairs: bool) -> Iterator[Item | Invalid]:
-    src = raw_lines(corpus.source, chunk.offsets[0], chunk.first_line, chunk.n_lines)
-    tgt = raw_lines(corpus.target, chunk.offsets[1], chunk.first_line, chunk.n_lines)
-    for (number, a), (_, b) in zip(src, tgt, strict=True):
-        try:
-            s_words = decode(a, corpus.source, number).split()
-            t_words = decode(b, corpus.target, number).split()
-        except Invalid as bad:
-            yield bad
+    lines = parallel_entries(
+        corpus, offsets=chunk.offsets, first_line=chunk.first_line, n_lines=chunk.n_lines, allow_empty=False
+    )
+    for entry in lines:
+        if isinstance(entry, BadLine):
+            yield Invalid(str(entry))
             continue
+        number, s_words, t_words = entry.line, entry.source.split(), entry.target.split()
         sid, where = f"{name}:{number}", f"{corpus.source}:{number}"
         if pairs:
             yield Item(sid, corpus.source_language, s_words, where, corpus.target_language, t_words)

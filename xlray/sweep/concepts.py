@@ -43,18 +43,17 @@ def step_configs(step: ConceptsStep, model: ModelConfig, label: str, name: str, 
     from xlray.concepts.config import ConceptsConfig
     from xlray.extract.config import ExtractConfig
 
-    source, english = with_lang(step.source, lang), with_lang(step.english, lang)
+    files = step.files(lang).model_dump()
     extract = validate(ExtractConfig, {
         "model": model.model_dump(), "output_dir": str(base / "extract"), "languages": [lang, "en"],
-        "inputs": [{"format": "parallel", "source": source, "target": english,
-                    "source_language": lang, "target_language": "en"}],
+        "inputs": [{"format": "parallel", **files, "source_language": lang, "target_language": "en"}],
         "ray": RayConfig(address="auto").model_dump(), "tracking": OFF.model_dump(),
         "actors": 1,  # beside the sweep's other trials, not as many as the cluster holds
         **with_lang(step.extract, lang),
     }, "concepts.extract (with the trial's checkpoint and language)")  # fmt: skip
     concepts = validate(ConceptsConfig, {
         "activations": extract.output_dir, "source": lang, "target": "en", "output_dir": str(base / "concepts"),
-        "dictionary": {"kind": "eflomal", "source": source, "target": english},
+        "dictionary": {"kind": "eflomal", **files},
         "model_label": label, "checkpoint_label": name, "tracking": OFF.model_dump(), **with_lang(step.concepts, lang),
     }, "concepts.concepts (with the trial's checkpoint and language)")  # fmt: skip
     return extract, concepts

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from xlray.adjust.config import AdjustConfig
 from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig, first_error
+from xlray.corpora import ParallelFiles
 from xlray.families import FamilyName
 from xlray.tasks.config import EvaluateConfig
 from xlray.world.build import WorldConfig
@@ -108,6 +109,11 @@ class ConceptsStep(Strict):
     checkpoints: list[CheckpointName] = Field(default_factory=lambda: ["original"], min_length=1)
     extract: dict[str, Any] = Field(default_factory=dict, description="overrides of `xlray extract` fields")
     concepts: dict[str, Any] = Field(default_factory=dict, description="overrides of `xlray concepts` fields")
+
+    def files(self, lang: str) -> ParallelFiles:
+        """The parallel corpus of language ``lang`` (``english`` is the shared spec's target side), the input of
+        both the extraction and the eflomal dictionary."""
+        return ParallelFiles(source=self.source, target=self.english).for_language(lang)
 
 
 class WorldAssets(Strict):

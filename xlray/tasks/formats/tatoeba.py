@@ -6,9 +6,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from xlray.errors import XlrayError
+from xlray.corpora import ParallelFiles, check_lengths, parallel_lines
 from xlray.outputs import atomic_text
-from xlray.textio import check_field, count_lines, read_lines
+from xlray.textio import check_field
 
 
 class SentencePair(NamedTuple):
@@ -27,13 +27,9 @@ def tatoeba_paths(folder: str | Path, lang: str) -> tuple[Path, Path]:
 
 def read_tatoeba(source_path: str | Path, english_path: str | Path) -> Iterator[SentencePair]:
     """Stream aligned sentence pairs; different line counts are an error before anything is yielded."""
-    n_source, n_english = count_lines(source_path), count_lines(english_path)
-    if n_source != n_english:
-        raise XlrayError(
-            f"{source_path} has {n_source} lines but {english_path} has {n_english}; "
-            "line-aligned parallel files must have the same number of lines"
-        )
-    for (number, source), (_, english) in zip(read_lines(source_path), read_lines(english_path), strict=True):
+    files = ParallelFiles(source=str(source_path), target=str(english_path))
+    check_lengths(files)
+    for number, source, english in parallel_lines(files):
         yield SentencePair(source, english, number)
 
 

@@ -10,6 +10,7 @@ import polars as pl
 
 from xlray.errors import XlrayError
 from xlray.outputs import write_parquet
+from xlray.wordalign.eflomal import Link
 
 COLUMNS = {"src": pl.String, "tgt": pl.String, "count": pl.Int64, "prob": pl.Float64}
 
@@ -17,7 +18,7 @@ COLUMNS = {"src": pl.String, "tgt": pl.String, "count": pl.Int64, "prob": pl.Flo
 def build_dictionary(
     src_sents: Sequence[Sequence[str]],
     tgt_sents: Sequence[Sequence[str]],
-    links: Sequence[Sequence[tuple[int, int]]],
+    links: Sequence[Sequence[Link]],
 ) -> pl.DataFrame:
     """Count aligned word pairs; rows sorted by src, then count descending, then tgt.
 

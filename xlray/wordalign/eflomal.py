@@ -15,7 +15,7 @@ from pathlib import Path
 
 from xlray.errors import XlrayError
 
-Link = tuple[int, int]
+Link = tuple[int, int]  # (source word index, target word index) of a sentence pair
 
 # eflomal's writer replaces sentences of this many tokens or more by an empty one (no links).
 MAX_EFLOMAL_TOKENS = 0x400

@@ -1,1 +1,0 @@
-"""Word alignment of parallel corpora and the bilingual dictionaries built from it."""
