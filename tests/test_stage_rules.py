@@ -31,3 +31,10 @@ def test_a_finished_output_is_returned_unless_its_config_decides_another_result(
 def test_run_names_and_tags():
     assert run_name("adjust", "bert", "xl+xc") == "adjust-bert-xl+xc"
     assert run_tags("concepts", pair="xd-en") == {"xlray.stage": "concepts", "pair": "xd-en"}
+
+
+def test_a_stage_that_reuses_part_of_a_finished_run_is_not_refused(tmp_path):
+    cfg = extract_config(tmp_path)
+    path = tmp_path / "manifest.json"
+    write_json(path, {"config": cfg.model_dump(mode="json")})
+    assert finished(path, extract_config(tmp_path, cap=3), "extraction", refuse=False) is None

@@ -3,7 +3,9 @@
 - **Finished output.** A stage's output is complete if and only if its manifest exists; the manifest is written
   last. Re-running a stage on a finished output with the same result-deciding config returns that manifest and
   says so; with a different config it is refused. Where and how a stage runs and logs (``tracking``, ``ray``)
-  does not decide its result, so changing those never makes a finished output "different".
+  does not decide its result, so changing those never makes a finished output "different". Evaluate decides
+  seed by seed: a longer seed list or new comparisons run only what is missing, and a finished seed with another
+  result-deciding config is refused.
 - **MLflow runs.** A stage's run is named ``<stage>-<what it ran on>`` and tagged ``xlray.stage = <stage>``. Every
   stage a sweep trial runs (extract, concepts, adjust, evaluate) takes ``into=``: an open run (the trial's) to log
   into instead of a run of its own.
@@ -32,9 +34,10 @@ def result_config(cfg: BaseModel | dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in NOT_RESULT_FIELDS}
 
 
-def finished(path: str | Path, cfg: BaseModel, what: str) -> dict[str, Any] | None:
+def finished(path: str | Path, cfg: BaseModel, what: str, refuse: bool = True) -> dict[str, Any] | None:
     """The manifest at ``path`` if a run of this stage with the same result-deciding config finished there (and
-    says so), else None; a finished run with another config is an error naming the manifest."""
+    says so), else None. A finished run with another config is an error naming the manifest, or with
+    ``refuse=False`` None: for a stage that decides itself what of it to reuse (evaluate, seed by seed)."""
     from xlray.console import say
 
     path = Path(path)
@@ -42,6 +45,8 @@ def finished(path: str | Path, cfg: BaseModel, what: str) -> dict[str, Any] | No
         return None
     manifest = json.loads(path.read_text(encoding="utf-8"))
     if result_config(manifest.get("config", {})) != result_config(cfg):
+        if not refuse:
+            return None
         raise XlrayError(
             f"{path}: output_dir holds a finished {what} with a different config; "
             "choose another output_dir or delete that one"

@@ -31,6 +31,7 @@ from xlray.errors import XlrayError
 from xlray.evaluate.summary import SIGNIFICANCE, flat_summary, paired_test_metrics, significance, summarise, table
 from xlray.models import LoadedModel, describe, load_model
 from xlray.outputs import atomic_dir, read_json, write_json, write_parquet
+from xlray.stage_rules import finished, result_config, run_name, run_tags
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.heads import TaskModel
 from xlray.tasks.outcomes import OUTCOMES, outcome_frame
@@ -61,15 +62,15 @@ def run_evaluation(
     """
     out = Path(cfg.output_dir)
     log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
-    done = read_json(out / MANIFEST)
-    if done is not None and done.get("config") == run_key(cfg):
-        return done["summary"]  # finished; a changed seed list or comparison reruns only what is missing
+    done = finished(out / MANIFEST, cfg, "evaluation", refuse=False)  # else each seed says what it can reuse
+    if done is not None:
+        return done["summary"]
     out.mkdir(parents=True, exist_ok=True)
     task = task_module(cfg.task.kind)
     seeds = cfg.seeds if fine_tunes(task) else cfg.seeds[:1]  # XSR has no training: one run says it all
-    tags = {"stage": "evaluate", "task": cfg.task.kind, "condition": cfg.condition}
-    with open_run(cfg.tracking, run_name(cfg), out, tags, parent_run_id, into=into) as sink:
-        sink.log_params({"config": run_key(cfg), "seeds_run": len(seeds)})
+    tags = run_tags("evaluate", task=cfg.task.kind, condition=cfg.condition)
+    with open_run(cfg.tracking, evaluate_run_name(cfg), out, tags, parent_run_id, into=into) as sink:
+        sink.log_params({"config": result_config(cfg), "seeds_run": len(seeds)})
         data = task.load(cfg)
         for context, files in inputs(cfg).items():
             sink.log_datasets(files, context)
@@ -90,7 +91,7 @@ def run_evaluation(
             sink.log_artifact(out / SIGNIFICANCE)
         manifest = {
             "stage": "evaluate",
-            "config": run_key(cfg),
+            "config": result_config(cfg),
             "seeds": {str(s): f"seed-{s}" for s in seeds},
             "summary": summary["languages"],
             "targets_mean": summary["targets_mean"],
@@ -126,8 +127,9 @@ def run_seed(
     device = runtime.device(cfg.train.device)
     trains = fine_tunes(task)
     model_cfg = cfg.model.model_copy(update={"dtype": "float32"}) if trains else cfg.model
-    tags = {"stage": "evaluate", "task": cfg.task.kind, "condition": cfg.condition, "seed": str(seed)}
-    with open_run(cfg.tracking, f"{run_name(cfg)}-seed{seed}", cfg.output_dir, tags, parent_id, into=into) as sink:
+    tags = run_tags("evaluate", task=cfg.task.kind, condition=cfg.condition, seed=str(seed))
+    name = f"{evaluate_run_name(cfg)}-seed{seed}"
+    with open_run(cfg.tracking, name, cfg.output_dir, tags, parent_id, into=into) as sink:
         lm = load_model(model_cfg, device)
         sink.log_params({"seed": seed, "model_info": describe(lm)})
         model, history, counts, checkpoint = None, [], {}, None
@@ -186,10 +188,5 @@ def seed_key(cfg: EvaluateConfig) -> dict[str, Any]:
     return cfg.model_dump(mode="json", exclude={"tracking", "significance", "seeds"})
 
 
-def run_key(cfg: EvaluateConfig) -> dict[str, Any]:
-    """The config fields that decide the whole run's outputs (all but tracking)."""
-    return cfg.model_dump(mode="json", exclude={"tracking"})
-
-
-def run_name(cfg: EvaluateConfig) -> str:
-    return f"evaluate-{cfg.task.kind}-{cfg.condition}-{Path(cfg.model.name).name}"
+def evaluate_run_name(cfg: EvaluateConfig) -> str:
+    return run_name("evaluate", cfg.task.kind, cfg.condition, Path(cfg.model.name).name)
