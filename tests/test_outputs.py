@@ -5,8 +5,7 @@ import math
 
 import pytest
 
-from xlray.errors import XlrayError
-from xlray.outputs import atomic_dir, atomic_path, atomic_text, finished_manifest, read_json, write_json
+from xlray.outputs import atomic_dir, atomic_path, atomic_text, read_json, write_json
 
 
 def test_failed_folder_write_keeps_the_old_folder_and_no_temporaries(tmp_path):
@@ -21,15 +20,6 @@ def test_failed_folder_write_keeps_the_old_folder_and_no_temporaries(tmp_path):
         atomic_dir(final, broken)
     assert (final / "a.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
-
-
-def test_finished_manifest_matches_config_or_refuses(tmp_path):
-    path = tmp_path / "manifest.json"
-    assert finished_manifest(path, {"a": 1}, "run") is None
-    write_json(path, {"config": {"a": 1}, "n": 3})
-    assert finished_manifest(path, {"a": 1}, "run")["n"] == 3
-    with pytest.raises(XlrayError, match=rf"{path}: output_dir holds a finished run with a different config"):
-        finished_manifest(path, {"a": 2}, "run")
 
 
 def test_failed_file_write_keeps_the_old_file_and_no_temporaries(tmp_path):

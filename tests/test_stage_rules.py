@@ -38,3 +38,10 @@ def test_a_stage_that_reuses_part_of_a_finished_run_is_not_refused(tmp_path):
     path = tmp_path / "manifest.json"
     write_json(path, {"config": cfg.model_dump(mode="json")})
     assert finished(path, extract_config(tmp_path, cap=3), "extraction", refuse=False) is None
+
+
+def test_every_stage_config_names_its_stage_by_default():
+    from xlray.configs import STAGES, stage_class
+
+    for stage in STAGES:
+        assert stage_class(stage).model_fields["stage"].default == stage

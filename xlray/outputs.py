@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from xlray.errors import XlrayError
-
 FILE_MODE = 0o644  # mkstemp creates 0o600; outputs are for others to read too
 
 
@@ -98,16 +96,3 @@ def read_json(path: str | Path) -> Any:
 def write_parquet(frame: Any, path: str | Path) -> Path:
     """Write a polars DataFrame as Parquet atomically."""
     return atomic(path, lambda tmp: frame.write_parquet(tmp))
-
-
-def finished_manifest(path: Path, config: dict[str, Any], what: str) -> dict[str, Any] | None:
-    """The manifest at ``path`` if a run with ``config`` finished there; one with another config is an error."""
-    if not path.is_file():
-        return None
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("config") != config:
-        raise XlrayError(
-            f"{path}: output_dir holds a finished {what} with a different config; "
-            "choose another output_dir or delete that one"
-        )
-    return manifest

@@ -97,7 +97,7 @@ class OptimConfig(Strict):
 class AdjustConfig(Strict):
     """`xlray adjust`: adjust a multilingual encoder so that aligned words of parallel sentences come closer."""
 
-    stage: Literal["adjust"]
+    stage: Literal["adjust"] = "adjust"
     model: ModelConfig
     corpus: Corpus
     languages: list[str] = Field(min_length=1, description="foreign languages, each paired with English")

@@ -1,4 +1,4 @@
-"""Related vs unrelated word distances per layer (Efimov et al., 2023).
+"""Related vs unrelated word distances per layer (Efimov et al., 2023), and their histograms as a table.
 
 Related pairs are aligned translation occurrences (src[i], tgt[i]). Each related pair i gets one unrelated partner
 tgt[j] drawn with a seed, whose word is neither tgt[i]'s word nor a known translation of src[i]'s word; the same
@@ -8,11 +8,13 @@ d(src[i], tgt[j]) - d(src[i], tgt[i]) is positive where translations sit closer 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import polars as pl
 
+from xlray.concepts.config import ConceptsConfig
 from xlray.errors import XlrayError
 
 
@@ -112,18 +114,68 @@ def cosine_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 1.0 - np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
 
 
-def distances_by_layer(
-    src_layers: Mapping[int, np.ndarray],
-    tgt_layers: Mapping[int, np.ndarray],
-    src_words: Sequence[str],
-    tgt_words: Sequence[str],
-    *,
-    seed: int = 0,
-    bins: int = 50,
-) -> dict[int, LayerDistances]:
-    """Related/unrelated distances for every layer present on both sides, on one shared set of partners."""
-    missing = sorted(set(src_layers) ^ set(tgt_layers))
-    if missing:
-        raise XlrayError(f"distances: layer(s) {missing} present for only one language")
-    partner = sample_unrelated(src_words, tgt_words, seed=seed)
-    return {layer: layer_distances(src_layers[layer], tgt_layers[layer], partner, bins=bins) for layer in src_layers}
+HISTOGRAM_SCHEMA = {
+    "layer": pl.Int64,
+    "distance": pl.String,
+    "bin_left": pl.Float64,
+    "bin_right": pl.Float64,
+    "count": pl.Int64,
+    "related_mean": pl.Float64,
+    "unrelated_mean": pl.Float64,
+    "pairs": pl.Int64,
+}
+
+
+def histogram_frame(layer: int, dist: LayerDistances) -> pl.DataFrame:
+    """One row per bin of the layer's paired-difference histograms (cosine and l2), in HISTOGRAM_SCHEMA."""
+    frames = []
+    for name, hist, related, unrelated in (
+        ("cosine", dist.cosine_hist, dist.cosine_related, dist.cosine_unrelated),
+        ("l2", dist.l2_hist, dist.l2_related, dist.l2_unrelated),
+    ):
+        bins = pl.DataFrame({"bin_left": hist.edges[:-1], "bin_right": hist.edges[1:], "count": hist.counts})
+        frames.append(
+            bins.with_columns(
+                layer=pl.lit(layer),
+                distance=pl.lit(name),
+                related_mean=pl.lit(related),
+                unrelated_mean=pl.lit(unrelated),
+                pairs=pl.lit(dist.cosine_diff.size),
+            )
+        )
+    return pl.concat(frames).select(pl.col(k).cast(v) for k, v in HISTOGRAM_SCHEMA.items())
+
+
+def related_distances(
+    x_src: np.ndarray,
+    meta_src: pl.DataFrame,
+    x_tgt: np.ndarray,
+    meta_tgt: pl.DataFrame,
+    translations: dict[str, list[str]],
+    known: set[tuple[str, str]],
+    cfg: ConceptsConfig,
+) -> tuple[LayerDistances | None, str | None]:
+    """Distances of dictionary translation pairs (mean vector per word type) vs sampled unrelated pairs."""
+    src_words, src_mean = mean_by_word(x_src, meta_src["word"].to_list())
+    tgt_words, tgt_mean = mean_by_word(x_tgt, meta_tgt["word"].to_list())
+    src_index, tgt_index = {w: i for i, w in enumerate(src_words)}, {w: i for i, w in enumerate(tgt_words)}
+    pairs = [(s, t) for s in src_words for t in translations.get(s, ()) if t in tgt_index]
+    if len({t for _, t in pairs}) < 2:
+        return None, f"{len(pairs)} dictionary pairs have both words in the activations; need 2 distinct targets"
+    src_list, tgt_list = [s for s, _ in pairs], [t for _, t in pairs]
+    partner = sample_unrelated(src_list, tgt_list, seed=cfg.distances.seed, related=known)
+    if not (partner >= 0).any():
+        return None, "no related pair found an unrelated partner"
+    d = layer_distances(
+        src_mean[[src_index[s] for s in src_list]], tgt_mean[[tgt_index[t] for t in tgt_list]], partner,
+        bins=cfg.distances.bins,
+    )  # fmt: skip
+    return d, None
+
+
+def mean_by_word(x: np.ndarray, words: list[str]) -> tuple[list[str], np.ndarray]:
+    """Word types (sorted) and their mean vectors (types, d)."""
+    types, inverse = np.unique(np.asarray(words, dtype=object), return_inverse=True)
+    sums = np.zeros((len(types), x.shape[1]), dtype=np.float64)
+    np.add.at(sums, inverse, x)
+    return types.tolist(), sums / np.bincount(inverse)[:, None]

@@ -32,7 +32,7 @@ import polars as pl
 from xlray.concepts.browser import browser_data, browser_html
 from xlray.concepts.cluster import Clustering, cluster
 from xlray.concepts.config import ConceptsConfig, DictionaryFile
-from xlray.concepts.distances import LayerDistances, layer_distances, sample_unrelated
+from xlray.concepts.distances import HISTOGRAM_SCHEMA, LayerDistances, histogram_frame, related_distances
 from xlray.concepts.metrics import calign, colap, word_clusters
 from xlray.concepts.plots import plot_curves, plot_histograms
 from xlray.concepts.points import prepare_points
@@ -42,7 +42,8 @@ from xlray.corpora import ParallelFiles, UnequalLengths, parallel_words
 from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
 from xlray.extract.reader import Activations, open_activations
-from xlray.outputs import atomic, finished_manifest, write_json, write_parquet
+from xlray.outputs import atomic, write_json, write_parquet
+from xlray.stage_rules import finished, result_config, run_name, run_tags
 from xlray.textio import is_file
 from xlray.tracking import Sink, open_run
 from xlray.wordalign.dictionary import build_dictionary, read_dictionary, top_translations, write_dictionary
@@ -57,16 +58,6 @@ ARTIFACTS = (
     "distances.png",
     "results.json",
 )
-HISTOGRAM_SCHEMA = {
-    "layer": pl.Int64,
-    "distance": pl.String,
-    "bin_left": pl.Float64,
-    "bin_right": pl.Float64,
-    "count": pl.Int64,
-    "related_mean": pl.Float64,
-    "unrelated_mean": pl.Float64,
-    "pairs": pl.Int64,
-}
 
 
 def main(config_path: str | Path) -> int:
@@ -93,9 +84,8 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
     """
     out = Path(cfg.output_dir)
     log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
-    done = finished_manifest(out / MANIFEST, comparable(cfg), "concept analysis")
+    done = finished(out / MANIFEST, cfg, "concept analysis")
     if done is not None:
-        say(f"[concepts] {out} is already complete ({MANIFEST}); nothing to do")
         return done
     acts = open_activations(cfg.activations)
     layers = check_inputs(acts, cfg)
@@ -110,8 +100,8 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
 
     src, tgt = cfg.source, cfg.target
     model = cfg.model_label or Path(acts.manifest["config"]["model"]["name"]).name
-    name = f"concepts-{model}-{cfg.checkpoint_label}-{src}-{tgt}"
-    tags = {"stage": "concepts", "model": model, "checkpoint": cfg.checkpoint_label, "pair": f"{src}-{tgt}"}
+    name = run_name("concepts", model, cfg.checkpoint_label, src, tgt)
+    tags = run_tags("concepts", model=model, checkpoint=cfg.checkpoint_label, pair=f"{src}-{tgt}")
     results: dict[int, dict[str, float | None]] = {}
     missing: dict[int, dict[str, str]] = {}
     frames: list[pl.DataFrame] = []
@@ -155,7 +145,7 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
             sink.log_artifact(out / artifact)
         manifest = {
             "stage": "concepts",
-            "config": comparable(cfg),
+            "config": result_config(cfg),
             "layers": layers,
             "run_name": name,
             "mlflow_run_id": sink.run_id,
@@ -289,63 +279,3 @@ def assignment_frame(meta: pl.DataFrame, labels: np.ndarray, layer: int, view: s
     return meta.select("sentence_id", "language", "word", "word_index").with_columns(
         layer=pl.lit(layer, pl.Int64), view=pl.lit(view), cluster=pl.Series(labels, dtype=pl.Int64)
     )
-
-
-def histogram_frame(layer: int, dist: LayerDistances) -> pl.DataFrame:
-    """One row per bin of the layer's paired-difference histograms (cosine and l2), in HISTOGRAM_SCHEMA."""
-    frames = []
-    for name, hist, related, unrelated in (
-        ("cosine", dist.cosine_hist, dist.cosine_related, dist.cosine_unrelated),
-        ("l2", dist.l2_hist, dist.l2_related, dist.l2_unrelated),
-    ):
-        bins = pl.DataFrame({"bin_left": hist.edges[:-1], "bin_right": hist.edges[1:], "count": hist.counts})
-        frames.append(
-            bins.with_columns(
-                layer=pl.lit(layer),
-                distance=pl.lit(name),
-                related_mean=pl.lit(related),
-                unrelated_mean=pl.lit(unrelated),
-                pairs=pl.lit(dist.cosine_diff.size),
-            )
-        )
-    return pl.concat(frames).select(pl.col(k).cast(v) for k, v in HISTOGRAM_SCHEMA.items())
-
-
-def related_distances(
-    x_src: np.ndarray,
-    meta_src: pl.DataFrame,
-    x_tgt: np.ndarray,
-    meta_tgt: pl.DataFrame,
-    translations: dict[str, list[str]],
-    known: set[tuple[str, str]],
-    cfg: ConceptsConfig,
-) -> tuple[LayerDistances | None, str | None]:
-    """Distances of dictionary translation pairs (mean vector per word type) vs sampled unrelated pairs."""
-    src_words, src_mean = mean_by_word(x_src, meta_src["word"].to_list())
-    tgt_words, tgt_mean = mean_by_word(x_tgt, meta_tgt["word"].to_list())
-    src_index, tgt_index = {w: i for i, w in enumerate(src_words)}, {w: i for i, w in enumerate(tgt_words)}
-    pairs = [(s, t) for s in src_words for t in translations.get(s, ()) if t in tgt_index]
-    if len({t for _, t in pairs}) < 2:
-        return None, f"{len(pairs)} dictionary pairs have both words in the activations; need 2 distinct targets"
-    src_list, tgt_list = [s for s, _ in pairs], [t for _, t in pairs]
-    partner = sample_unrelated(src_list, tgt_list, seed=cfg.distances.seed, related=known)
-    if not (partner >= 0).any():
-        return None, "no related pair found an unrelated partner"
-    d = layer_distances(
-        src_mean[[src_index[s] for s in src_list]], tgt_mean[[tgt_index[t] for t in tgt_list]], partner,
-        bins=cfg.distances.bins,
-    )  # fmt: skip
-    return d, None
-
-
-def mean_by_word(x: np.ndarray, words: list[str]) -> tuple[list[str], np.ndarray]:
-    """Word types (sorted) and their mean vectors (types, d)."""
-    types, inverse = np.unique(np.asarray(words, dtype=object), return_inverse=True)
-    sums = np.zeros((len(types), x.shape[1]), dtype=np.float64)
-    np.add.at(sums, inverse, x)
-    return types.tolist(), sums / np.bincount(inverse)[:, None]
-
-
-def comparable(cfg: ConceptsConfig) -> dict[str, Any]:
-    """The config fields that decide the result (tracking does not)."""
-    return cfg.model_dump(mode="json", exclude={"tracking"})

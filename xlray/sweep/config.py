@@ -127,7 +127,7 @@ class WorldAssets(Strict):
 class SweepConfig(Strict):
     """`xlray sweep`: one Ray Tune experiment, one MLflow parent run, one nested child run per trial."""
 
-    stage: Literal["sweep"]
+    stage: Literal["sweep"] = "sweep"
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$", description="the sweep's name in Tune and MLflow")
     output_dir: str = Field(description="trial outputs (checkpoints, results) and the sweep's state")
     storage_path: str | None = Field(

@@ -155,7 +155,7 @@ class SignificanceConfig(Strict):
 class EvaluateConfig(Strict):
     """`xlray evaluate`: fine-tune a (possibly adjusted) checkpoint on English, test zero-shot per language."""
 
-    stage: Literal["evaluate"]
+    stage: Literal["evaluate"] = "evaluate"
     model: ModelConfig = Field(description="starting checkpoint: the original model or an adjusted one")
     condition: str = Field("base", min_length=1, description="name of this condition in reports (base, adjusted…)")
     task: Task
