@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ZERO_SHOT, ALIGN, CONCEPTS = "zero_shot", "align", "concepts"
+HP_PARAM = "hp."  # a trial's hyperparameters are its run params hp.<space key>
 TARGETS_MEAN = "targets_mean"  # the unweighted mean over the zero-shot target languages
 ALL = "all"  # align.*: every language of the adjustment together
 SEEDS = "seeds"

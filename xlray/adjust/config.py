@@ -52,7 +52,7 @@ class ParquetCorpus(Strict):
         return [self.path]
 
 
-Corpus = Annotated[LinesCorpus | TsvCorpus | ParquetCorpus, Field(discriminator="format")]
+PairCorpus = Annotated[LinesCorpus | TsvCorpus | ParquetCorpus, Field(discriminator="format")]
 
 
 class PairsConfig(Strict):
@@ -99,7 +99,7 @@ class AdjustConfig(Strict):
 
     stage: Literal["adjust"] = "adjust"
     model: ModelConfig
-    corpus: Corpus
+    corpus: PairCorpus
     languages: list[str] = Field(min_length=1, description="foreign languages, each paired with English")
     pairs: PairsConfig = PairsConfig()
     loss: LossConfig = LossConfig()

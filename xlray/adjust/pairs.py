@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from xlray.adjust.config import AdjustConfig, Corpus, LinesCorpus, PairsConfig, TsvCorpus
+from xlray.adjust.config import AdjustConfig, LinesCorpus, PairCorpus, PairsConfig, TsvCorpus
 from xlray.corpora import Words, parallel_words
 from xlray.errors import XlrayError, where
 from xlray.outputs import write_parquet
@@ -79,11 +79,11 @@ class AlignedPairs:
 # --- reading the corpus -------------------------------------------------------------------------------------
 
 
-def corpus_paths(corpus: Corpus, lang: str) -> list[str]:
+def corpus_paths(corpus: PairCorpus, lang: str) -> list[str]:
     return [p.replace("{lang}", lang) for p in corpus.paths()]
 
 
-def read_corpus(corpus: Corpus, lang: str) -> Iterator[RawPair]:
+def read_corpus(corpus: PairCorpus, lang: str) -> Iterator[RawPair]:
     """Stream the pairs of one language as whitespace-split words; errors name file and line."""
     if isinstance(corpus, LinesCorpus):
         yield from parallel_words(corpus.files(lang))  # different lengths: an error naming both files' counts
@@ -139,7 +139,7 @@ def as_words(value: object, path: Path, row: int) -> list[str]:
 # --- sampling and aligning ----------------------------------------------------------------------------------
 
 
-def sample_pairs(corpus: Corpus, lang: str, cfg: PairsConfig, seed: int) -> tuple[list[RawPair], dict[str, int]]:
+def sample_pairs(corpus: PairCorpus, lang: str, cfg: PairsConfig, seed: int) -> tuple[list[RawPair], dict[str, int]]:
     """Reservoir-sample ``max_sent`` pairs of at most ``max_words`` words per side (seeded, one pass)."""
     rng = random.Random(f"{seed}:{lang}")
     kept: list[RawPair] = []

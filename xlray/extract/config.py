@@ -36,7 +36,7 @@ class TableCorpus(Strict):
     text_column: str = "text"
 
 
-Corpus = Annotated[TextCorpus | ParallelCorpus | TableCorpus, Field(discriminator="format")]
+ExtractInput = Annotated[TextCorpus | ParallelCorpus | TableCorpus, Field(discriminator="format")]
 
 
 class ExtractConfig(Strict):
@@ -44,7 +44,7 @@ class ExtractConfig(Strict):
 
     stage: Literal["extract"] = "extract"
     model: ModelConfig
-    inputs: list[Corpus] = Field(min_length=1)
+    inputs: list[ExtractInput] = Field(min_length=1)
     languages: list[str] = Field(min_length=1, description="Declared language codes; other codes are bad input")
     output_dir: str
     layers: list[int] | Literal["all"] = Field("all", description="Hidden-state indices; 0 = embedding output")

@@ -17,7 +17,7 @@ import numpy as np
 
 from xlray.corpora import parallel_entries, unequal_lengths
 from xlray.errors import XlrayError, one_line
-from xlray.extract.config import Corpus, ParallelCorpus, TableCorpus, TextCorpus
+from xlray.extract.config import ExtractInput, ParallelCorpus, TableCorpus, TextCorpus
 from xlray.textio import READ_BLOCK, BadLine, open_fs, raw_lines
 
 
@@ -50,11 +50,11 @@ class Item:
         return self.sentence_id, self.target_language, self.target_words or []
 
 
-def input_files(corpus: Corpus) -> list[str]:
+def input_files(corpus: ExtractInput) -> list[str]:
     return list(corpus.files()) if isinstance(corpus, ParallelCorpus) else [corpus.path]
 
 
-def input_name(corpus: Corpus) -> str:
+def input_name(corpus: ExtractInput) -> str:
     """The stem that sentence ids start with: ``corpus`` for corpus.txt, ``xl-en`` for xl-en.xl / xl-en.en."""
     return PurePosixPath(input_files(corpus)[0]).name.rsplit(".", 1)[0]
 
@@ -83,7 +83,7 @@ def line_offsets(path: str, every: int) -> tuple[list[int], int]:
     return starts, lines
 
 
-def plan_chunks(inputs: list[Corpus], chunk_lines: int) -> list[Chunk]:
+def plan_chunks(inputs: list[ExtractInput], chunk_lines: int) -> list[Chunk]:
     """Split every input into chunks of ``chunk_lines`` lines; parallel files must have equal line counts."""
     chunks = []
     for index, corpus in enumerate(inputs):
@@ -206,7 +206,7 @@ def parquet_items(corpus: TableCorpus, chunk: Chunk) -> Iterator[Item | Invalid]
         yield Item(str(sid), str(lang), str(text).split(), f"{corpus.path}: row group {chunk.first_line} row {k}")
 
 
-def read_chunk(inputs: list[Corpus], chunk: Chunk, pairs: bool) -> Iterator[Item | Invalid]:
+def read_chunk(inputs: list[ExtractInput], chunk: Chunk, pairs: bool) -> Iterator[Item | Invalid]:
     """The items of one chunk, and an ``Invalid`` for each bad line, in input order."""
     corpus = inputs[chunk.input_index]
     if isinstance(corpus, TextCorpus):

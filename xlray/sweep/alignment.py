@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from xlray import result_names as names
 from xlray.adjust.config import AdjustConfig
 from xlray.configs import ModelConfig
 from xlray.outputs import read_json, write_json
@@ -72,5 +73,5 @@ def record(sink: Any, name: str, stats: Stats, layer: int) -> dict[str, float | 
 def at_layer(name: str, stats: Stats, layer: int) -> dict[str, float | None]:
     """``align.<checkpoint>.<kind>.<language or all>`` -> the value at one layer."""
     return {
-        f"align.{name}.{kind}.{key}": values[layer] for key, kinds in stats.items() for kind, values in kinds.items()
+        names.align(name, kind, key): values[layer] for key, kinds in stats.items() for kind, values in kinds.items()
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from xlray import result_names as names
 from xlray.configs import ModelConfig, RayConfig, TrackingConfig, validate
 from xlray.sweep.config import ConceptsStep, SweepConfig
 from xlray.sweep.space import tuned_checkpoint
@@ -80,7 +81,8 @@ def run_concepts_step(
             base = folder / "concepts" / name / f"{lang}-en"
             extract, concepts = step_configs(cfg.concepts, model, trial["model"], name, lang, base)
             run_extract(extract)
-            manifest = run_concepts(concepts, into=PrefixedSink(sink, f"concepts.{name}.{lang}-en."))
+            prefix = names.concepts_prefix(name, lang)
+            manifest = run_concepts(concepts, into=PrefixedSink(sink, prefix))
             last = str(max(int(k) for k in manifest["results"]))
-            out.update({f"concepts.{name}.{lang}-en.{k}": v for k, v in manifest["results"][last].items()})
+            out.update({f"{prefix}{k}": v for k, v in manifest["results"][last].items()})
     return out

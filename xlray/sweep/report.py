@@ -18,13 +18,14 @@ from typing import Any
 import polars as pl
 
 from xlray.configs import load_config
+from xlray.console import say
 from xlray.errors import XlrayError
 from xlray.outputs import atomic, read_json
-from xlray.result_names import ALIGN, CONCEPTS, is_over_seeds, parse_zero_shot
+from xlray.result_names import ALIGN, CONCEPTS, HP_PARAM, is_over_seeds, parse_zero_shot
 from xlray.sweep.config import SweepConfig
 
 PER_LAYER = (f"{ALIGN}.", f"{CONCEPTS}.")
-HP = "hp."  # a trial's hyperparameters are its params hp.<space key> (see xlray.sweep.trial.trial_run)
+HP = HP_PARAM
 
 
 def main(config_path: str | Path) -> int:
@@ -42,7 +43,7 @@ def main(config_path: str | Path) -> int:
     paths = write_report(cfg, Path(cfg.output_dir) / "report", state["tracking_uri"], state["parent_run_id"])
     for path in paths:
         client.log_artifact(state["parent_run_id"], str(path), "report")
-    print(f"report: {len(paths)} files in {Path(cfg.output_dir) / 'report'}, logged to run {state['parent_run_id']}")
+    say(f"[report] {len(paths)} files in {Path(cfg.output_dir) / 'report'}, logged to run {state['parent_run_id']}")
     return 0
 
 

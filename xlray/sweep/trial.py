@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xlray import result_names as names
 from xlray.configs import ModelConfig, TrackingConfig
 from xlray.outputs import read_json, write_json
 from xlray.sweep import alignment
@@ -117,11 +118,11 @@ def evaluate_step(ev: Any, adjust: Any, measure: bool, folder: Path, sink: Sink)
     """One condition: fine-tune and test zero-shot over the seeds; then the alignment of its first seed's model."""
     from xlray.evaluate.run import run_evaluation
 
-    prefix = f"zero_shot.{ev.condition}"
-    summary = run_evaluation(ev, into=PrefixedSink(sink, f"{prefix}."))
+    summary = run_evaluation(ev, into=PrefixedSink(sink, names.zero_shot_prefix(ev.condition)))
     manifest = read_json(Path(ev.output_dir) / "manifest.json") or {}
-    out = {f"{prefix}.{lang}.{k}": v for lang, row in summary.items() for k, v in row.items()}
-    out.update({f"{prefix}.targets_mean.{k}": v for k, v in manifest.get("targets_mean", {}).items()})
+    out = {names.zero_shot(ev.condition, lang, k): v for lang, row in summary.items() for k, v in row.items()}
+    targets = manifest.get("targets_mean", {})
+    out.update({names.zero_shot(ev.condition, names.TARGETS_MEAN, k): v for k, v in targets.items()})
     if measure:
         name = f"{ev.condition}-tuned"
         stats = alignment.checkpoint_stats(tuned_checkpoint(ev), adjust, folder / "align" / f"{name}.json")
@@ -145,7 +146,7 @@ def trial_run(cfg: SweepConfig, setup: TrialSetup, trial_id: str, trial: dict[st
         "xlray.languages": trial["languages"],
     }
     with open_run(tracking, trial_label(trial), tags=tags, parent_run_id=setup.parent_run_id, run_id=run_id) as sink:
-        hparams = {f"hp.{k}": v for k, v in trial.items() if k not in SWEPT}
+        hparams = {f"{names.HP_PARAM}{k}": v for k, v in trial.items() if k not in SWEPT}
         model: ModelConfig = cfg.models[trial["model"]]
         sink.log_params({"model": trial["model"], "languages": trial["languages"], **hparams,
                          "model_config": model.model_dump(mode="json")})  # fmt: skip
