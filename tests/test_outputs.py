@@ -50,3 +50,18 @@ def test_json_writes_nan_and_infinity_as_null(tmp_path):
     path = write_json(tmp_path / "summary.json", {"en": {"acc_std": math.nan, "n": [1, math.inf, (2.5, -math.inf)]}})
     assert "NaN" not in path.read_text() and "Infinity" not in path.read_text()
     assert json.loads(path.read_text()) == read_json(path) == {"en": {"acc_std": None, "n": [1, None, [2.5, None]]}}
+
+
+def test_uri_targets_are_written_through_a_pyarrow_filesystem_whole_or_not_at_all(tmp_path):
+    """file:// goes through pyarrow's filesystem layer, as s3:// and gs:// do."""
+    base = (tmp_path / "store").as_uri()
+    assert write_json(f"{base}/run/manifest.json", {"x": float("nan")}) == f"{base}/run/manifest.json"
+    assert read_json(f"{base}/run/manifest.json") == {"x": None} and read_json(f"{base}/run/nothing.json") is None
+    with pytest.raises(RuntimeError), atomic_path(f"{base}/run/half.json") as tmp:
+        tmp.write_text("{")
+        raise RuntimeError("killed")
+    atomic_dir(f"{base}/run/checkpoint", lambda d: (d / "weights.bin").write_bytes(b"w"))
+    assert sorted(str(p.relative_to(tmp_path / "store")) for p in (tmp_path / "store").rglob("*") if p.is_file()) == [
+        "run/checkpoint/weights.bin",
+        "run/manifest.json",
+    ]

@@ -1,11 +1,12 @@
-"""Every output is written safely: to a temporary name in the target's folder, then renamed into place, so a
-reader (or a re-run) never sees a half-written file and a failed write leaves nothing behind.
+"""Every output is written safely: whole or not at all, so a reader (or a re-run) never sees a half-written file
+and a failed write leaves nothing behind.
 
-Two primitives do the temporary-and-rename: `atomic_path` for a file, `atomic_dir` for a folder. Each hands the
-writer a local temporary path and commits it on success; every other writer here is built on them, and no caller
-opens a target itself. So a pyarrow filesystem (object storage) can later be added in those two alone: resolve the
-target with ``pyarrow.fs.FileSystem.from_uri``, let the writer fill the same local temporary, and upload it on
-commit (an object store has no rename, but an upload is all-or-nothing).
+Two primitives do it: `atomic_path` for a file, `atomic_dir` for a folder. Each hands the writer a local temporary
+path and commits it on success; every other writer here is built on them, and no caller opens a target itself.
+A local target is committed by a rename. A URI (``s3://``, ``gs://``, ``file://``) goes through a pyarrow
+filesystem: the temporary is uploaded on commit (an object store has no rename, but a single upload is
+all-or-nothing; a folder is uploaded file by file, so a stage's manifest, written last, is what says it is
+complete).
 """
 
 from __future__ import annotations
@@ -20,14 +21,28 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from xlray.textio import is_file, open_binary
+
 FILE_MODE = 0o644  # mkstemp creates 0o600; outputs are for others to read too
+
+
+def is_uri(path: str | Path) -> bool:
+    """A target reached through a pyarrow filesystem (``s3://``, ``gs://``, ``file://``), not a local path."""
+    return "://" in str(path)
 
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` for a writer to fill; on success it is renamed to ``path``, on failure
-    removed. Its name (``.<name>.<random>.tmp``) matches no glob of finished outputs (``shards/*.parquet``), even
-    when a killed run leaves it behind; writers that choose a format by the suffix must be told it."""
+    """Yield a temporary path beside ``path`` for a writer to fill; on success it is renamed to ``path`` (for a URI:
+    uploaded to it), on failure removed. Its name (``.<name>.<random>.tmp``) matches no glob of finished outputs
+    (``shards/*.parquet``), even when a killed run leaves it behind; writers that choose a format by the suffix
+    must be told it."""
+    if is_uri(path):
+        with tempfile.TemporaryDirectory(prefix="xlray-upload-") as folder:
+            tmp = Path(folder) / f".{str(path).rstrip('/').rsplit('/', 1)[-1]}.tmp"
+            yield tmp
+            upload(tmp, str(path))
+        return
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -42,11 +57,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         raise
 
 
-def atomic(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write`` on a temporary file beside ``path``, then rename it into place (never half-written)."""
+def atomic(path: str | Path, write: Callable[[Path], Any]) -> Path | str:
+    """Call ``write`` on a temporary file beside ``path``, then rename (or upload) it into place (never
+    half-written)."""
     with atomic_path(path) as tmp:
         write(tmp)
-    return Path(path)
+    return str(path) if is_uri(path) else Path(path)
 
 
 @contextmanager
@@ -56,8 +72,25 @@ def atomic_text(path: str | Path) -> Iterator[TextIO]:
         yield fh
 
 
-def atomic_dir(final: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Fill a temporary folder beside ``final`` with ``write``, then swap it into place (removed on failure)."""
+def upload(local: Path, uri: str) -> None:
+    """Copy a finished local file or folder to a URI through its pyarrow filesystem."""
+    from pyarrow import fs as pafs
+
+    filesystem, inner = pafs.FileSystem.from_uri(uri)
+    folder = inner if local.is_dir() else inner.rstrip("/").rpartition("/")[0]
+    if folder:
+        filesystem.create_dir(folder, recursive=True)
+    pafs.copy_files(str(local), inner, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=filesystem)
+
+
+def atomic_dir(final: str | Path, write: Callable[[Path], Any]) -> Path | str:
+    """Fill a temporary folder beside ``final`` with ``write``, then swap it into place (removed on failure); for a
+    URI, fill a local temporary folder and upload it."""
+    if is_uri(final):
+        with tempfile.TemporaryDirectory(prefix="xlray-upload-") as folder:
+            write(Path(folder))
+            upload(Path(folder), str(final))
+        return str(final)
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
@@ -81,18 +114,20 @@ def json_safe(data: Any) -> Any:
     return None if isinstance(data, float) and not math.isfinite(data) else data
 
 
-def write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path:
+def write_json(path: str | Path, data: Any, indent: int | None = 1) -> Path | str:
     """Write JSON atomically, UTF-8 as is; NaN and infinities become null, so any JSON reader can read it."""
     text = json.dumps(json_safe(data), indent=indent, ensure_ascii=False, allow_nan=False)
     return atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def read_json(path: str | Path) -> Any:
-    """The JSON at ``path``, or None if there is no such file (an output not written yet)."""
-    path = Path(path)
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    """The JSON at ``path`` (local or a URI), or None if there is no such file (an output not written yet)."""
+    if not is_file(path):
+        return None
+    with open_binary(path) as f:
+        return json.loads(f.read().decode("utf-8"))
 
 
-def write_parquet(frame: Any, path: str | Path) -> Path:
+def write_parquet(frame: Any, path: str | Path) -> Path | str:
     """Write a polars DataFrame as Parquet atomically."""
     return atomic(path, lambda tmp: frame.write_parquet(tmp))
