@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -150,6 +152,63 @@ def test_distance_histograms_written_and_logged(finished):
     client, run = mlflow_run(cfg, manifest["mlflow_run_id"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"distances.parquet", "distances.png"} <= artifacts
+
+
+@pytest.mark.integration
+def test_distances_compare_aligned_occurrences_in_context(finished, assets):
+    cfg, manifest = finished
+    links = pl.read_parquet(f"{cfg.output_dir}/links.parquet")
+    assert links.columns == ["line", "src_index", "tgt_index", "src_word", "tgt_word"]
+    about = manifest["distances"]
+    assert about == json.loads(open(f"{cfg.output_dir}/results.json", encoding="utf-8").read())["distances"]
+    assert (about["pairs"], about["keep_identical"], about["reason"]) == ("in_context", False, None)
+    assert about["links"] == links.height > 0 and about["links_below_min_count"] == 0  # min_count 1
+    counts = about["counts"]
+    # Every link is an occurrence pair of the activations or not extracted (the cap keeps 15 per word type).
+    assert counts["candidates"] + counts["not_extracted"] == links.height
+    assert counts["candidates"] == counts["pairs"] + counts["identical_dropped"] + counts["no_partner"]
+    # The world shares numbers and '.' between xc and en; eflomal links them, and the rule drops them.
+    identical = links.filter(pl.col("src_word") == pl.col("tgt_word")).height
+    assert 0 < counts["identical_dropped"] <= identical
+    for layer in ("0", "2"):  # the same pairs at every layer
+        assert {k: manifest["results"][layer][f"dist_{k}"] for k in counts} == counts
+    # A link names the words at its positions of its line (from 1) in the parallel files.
+    world = assets / "world" / "parallel"
+    lines = [(world / f"xc-en.{ext}").read_text(encoding="utf-8").splitlines() for ext in ("xc", "en")]
+    for row in links.head(200).iter_rows(named=True):
+        assert lines[0][row["line"] - 1].split()[row["src_index"]] == row["src_word"]
+        assert lines[1][row["line"] - 1].split()[row["tgt_index"]] == row["tgt_word"]
+    _, run = mlflow_run(cfg, manifest["mlflow_run_id"])
+    assert run.data.tags["distances.pairs"] == "in_context"
+    assert run.data.metrics["dist_identical_dropped"] == counts["identical_dropped"]
+
+
+@pytest.mark.integration
+def test_type_mean_variant_and_why_in_context_needs_the_extracted_links(finished, activations, tmp_path):
+    from xlray.concepts.run import distance_pairs
+    from xlray.extract.reader import open_activations
+
+    cfg, _ = finished
+    path = f"{cfg.output_dir}/dictionary.parquet"
+    typed = config(activations, tmp_path, {"kind": "file", "path": path}, layers=[2], distances={"pairs": "type_mean"})
+    manifest = run_concepts(typed)
+    about, res = manifest["distances"], manifest["results"]["2"]
+    assert (about["pairs"], about["reason"]) == ("type_mean", None) and "links" not in about
+    assert res["dist_pairs"] == about["counts"]["pairs"] > 0 and about["counts"]["identical_dropped"] > 0
+    assert "dist_not_extracted" not in res and "distances" not in manifest["missing"]["2"]
+    # In context, a dictionary file has no links, and eflomal on copies of the files has no extracted sentences.
+    acts, dictionary = open_activations(activations), read_dictionary(path)
+    links = pl.read_parquet(f"{cfg.output_dir}/links.parquet")
+    pairs, about = distance_pairs(acts, 2, typed.model_copy(update={"distances": cfg.distances}), dictionary, None,
+                                  {}, set())  # fmt: skip
+    assert pairs is None and about["reason"].startswith("in-context distances need word links")
+    copies = {}
+    for side in ("source", "target"):
+        copies[side] = str(tmp_path / Path(getattr(cfg.dictionary, side)).name)
+        shutil.copy(getattr(cfg.dictionary, side), copies[side])
+    elsewhere = cfg.model_copy(update={"dictionary": cfg.dictionary.model_copy(update=copies)})
+    pairs, about = distance_pairs(acts, 2, elsewhere, dictionary, links, {}, set())
+    assert pairs is None and "are not a parallel input of" in about["reason"]
 
 
 @pytest.mark.integration

@@ -187,7 +187,7 @@ def test_eflomal_dictionary_reads_boms_and_crlf(tmp_path, monkeypatch):
     monkeypatch.setattr(xlray.wordalign.eflomal, "word_align", diagonal)
     src = bom_crlf(tmp_path / "xl-en.xl", ["bom a", "bom b", "c"])
     tgt = bom_crlf(tmp_path / "xl-en.en", ["mob A", "mob B", "C"])
-    df = eflomal_dictionary(str(src), str(tgt), max_sentences=2, n_samplers=1)
+    df, _ = eflomal_dictionary(str(src), str(tgt), max_sentences=2, n_samplers=1)
     assert seen == [([["bom", "a"], ["bom", "b"]], [["mob", "A"], ["mob", "B"]])]
     assert df.rows() == [("a", "A", 1, 1.0), ("b", "B", 1, 1.0), ("bom", "mob", 2, 1.0)]
     assert no_cr(df["src"].to_list() + df["tgt"].to_list())

@@ -34,8 +34,16 @@ DictionaryConfig = Annotated[DictionaryFile | DictionaryFromParallel, Field(disc
 
 
 class DistancesConfig(Strict):
-    """Related (dictionary translations) vs sampled unrelated word pairs, on mean vectors per word type."""
+    """Related vs sampled unrelated word pairs (Efimov et al.): aligned occurrences in context, or type means."""
 
+    pairs: Literal["in_context", "type_mean"] = Field(
+        "in_context",
+        description="in_context: the occurrences eflomal links in each sentence pair (needs dictionary.kind: eflomal"
+        " on the extracted parallel files); type_mean: each word type's mean vector, dictionary translations (D_N)",
+    )
+    keep_identical: bool = Field(
+        False, description="Keep pairs of identical strings (numbers, punctuation, names), whose vectors nearly match"
+    )
     bins: int = Field(50, ge=1, description="Histogram bins of the paired differences")
     seed: int = Field(0, description="Seed of the unrelated partners (shared by all layers)")
 

@@ -1,8 +1,11 @@
 """Related vs unrelated word distances per layer (Efimov et al., 2023), and their histograms as a table.
 
-Related pairs are aligned translation occurrences (src[i], tgt[i]). Each related pair i gets one unrelated partner
-tgt[j] drawn with a seed, whose word is neither tgt[i]'s word nor a known translation of src[i]'s word; the same
-partners serve every layer, so layers are compared on identical pairs. The paired difference
+Related pairs (src[i], tgt[i]) are, by default, the occurrences a word link joins in one sentence pair, each in its
+context (``in_context``); the ``type_mean`` variant pairs each word type's mean vector with its dictionary
+translations. Pairs of identical strings (numbers, punctuation, names) are dropped unless kept: their vectors nearly
+match whatever the model learnt. Each related pair i gets one unrelated partner tgt[j] drawn with a seed, whose word
+is neither tgt[i]'s word nor a known translation of src[i]'s word. The pairs and partners are built once from the
+occurrences and serve every layer, so layers are compared on identical pairs. The paired difference
 d(src[i], tgt[j]) - d(src[i], tgt[i]) is positive where translations sit closer than random words.
 """
 
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from xlray.concepts.config import ConceptsConfig
+from xlray.concepts.config import DistancesConfig
 from xlray.errors import XlrayError
 
 
@@ -67,19 +70,23 @@ def sample_unrelated(
     if len(src_words) != len(tgt_words):
         raise XlrayError(f"distances: {len(src_words)} source words but {len(tgt_words)} target words")
     n = len(src_words)
-    related = set(zip(src_words, tgt_words, strict=True)) if related is None else related
-    rng = np.random.default_rng(seed)
-
-    def unrelated(i: int, j: int) -> bool:
-        return tgt_words[j] != tgt_words[i] and (src_words[i], tgt_words[j]) not in related
-
     partner = np.full(n, -1, dtype=np.int64)
+    if n < 2:
+        return partner
+    related = set(zip(src_words, tgt_words, strict=True)) if related is None else related
+    src_types, src_code = np.unique(np.asarray(src_words, dtype=object), return_inverse=True)
+    tgt_types, tgt_code = np.unique(np.asarray(tgt_words, dtype=object), return_inverse=True)
+    # A (source, target) word pair as one integer, so each round checks all its draws at once.
+    src_id, tgt_id = {w: i for i, w in enumerate(src_types)}, {w: i for i, w in enumerate(tgt_types)}
+    width = len(tgt_types)
+    known = np.array([src_id[s] * width + tgt_id[t] for s, t in related if s in src_id and t in tgt_id], dtype=np.int64)
+    rng = np.random.default_rng(seed)
     todo = np.arange(n)
     for _ in range(max_rounds):
-        if todo.size == 0 or n < 2:
+        if todo.size == 0:
             break
         draw = rng.integers(0, n, size=todo.size)
-        ok = np.array([unrelated(i, j) for i, j in zip(todo.tolist(), draw.tolist(), strict=True)], dtype=bool)
+        ok = (tgt_code[draw] != tgt_code[todo]) & ~np.isin(src_code[todo] * width + tgt_code[draw], known)
         partner[todo[ok]] = draw[ok]
         todo = todo[~ok]
     return partner
@@ -146,31 +153,147 @@ def histogram_frame(layer: int, dist: LayerDistances) -> pl.DataFrame:
     return pl.concat(frames).select(pl.col(k).cast(v) for k, v in HISTOGRAM_SCHEMA.items())
 
 
-def related_distances(
-    x_src: np.ndarray,
+@dataclass(frozen=True)
+class Pairs:
+    """Related pairs and their unrelated partners, built once from the occurrences and used at every layer.
+
+    ``src_rows``, ``tgt_rows`` (pairs,) index a layer's points (see :func:`layer_points`): its occurrence rows in
+    ``Activations.matrix`` order (in_context) or its sorted word types (type_mean). ``partner`` (pairs,): the pair
+    whose target is pair i's unrelated partner, -1 for none. ``src_words``/``tgt_words`` (pairs,) and
+    ``n_src``/``n_tgt`` (points per language) are checked at each layer. ``counts``: candidates (related pairs
+    found) = pairs (compared) + identical_dropped + no_partner; in_context adds not_extracted (links with an
+    occurrence the activations lack: capped or truncated).
+    """
+
+    kind: str
+    src_rows: np.ndarray
+    tgt_rows: np.ndarray
+    partner: np.ndarray
+    src_words: np.ndarray
+    tgt_words: np.ndarray
+    n_src: int
+    n_tgt: int
+    counts: dict[str, int]
+
+    def metrics(self) -> dict[str, float]:
+        """The counts as per-layer metrics ``dist_{count}``."""
+        return {f"dist_{k}": float(v) for k, v in self.counts.items()}
+
+
+def in_context_pairs(
     meta_src: pl.DataFrame,
-    x_tgt: np.ndarray,
+    meta_tgt: pl.DataFrame,
+    links: pl.DataFrame,
+    known: set[tuple[str, str]],
+    cfg: DistancesConfig,
+) -> tuple[Pairs | None, str | None]:
+    """The source and target occurrences each word link joins in one sentence pair.
+
+    ``links``: sentence_id, src_index, tgt_index, src_word, tgt_word (one row per link). ``meta_*``: occurrence rows
+    (sentence_id, word_index, word) in ``Activations.matrix`` order. A link whose word differs from the activations'
+    at its position means the files changed after the extraction: no pairs, and the reason.
+    """
+
+    def rows(meta: pl.DataFrame, side: str) -> pl.DataFrame:
+        index, seen = pl.col("word_index").cast(pl.Int64).alias(f"{side}_index"), pl.col("word").alias(f"{side}_seen")
+        return meta.select("sentence_id", index, seen).with_row_index(f"{side}_row")
+
+    found = (
+        links.with_columns(pl.col("src_index", "tgt_index").cast(pl.Int64))
+        .join(rows(meta_src, "src"), on=["sentence_id", "src_index"])
+        .join(rows(meta_tgt, "tgt"), on=["sentence_id", "tgt_index"])
+        .sort("src_row", "tgt_row")
+    )
+    other = found.filter((pl.col("src_word") != pl.col("src_seen")) | (pl.col("tgt_word") != pl.col("tgt_seen")))
+    if other.height:
+        return None, (
+            f"{other.height} of {found.height} linked occurrences have another word in the activations than in the"
+            " parallel files (changed after the extraction?); re-run the extraction or the dictionary"
+        )
+    return with_partners(
+        "in_context",
+        found["src_row"].to_numpy().astype(np.int64),
+        found["tgt_row"].to_numpy().astype(np.int64),
+        np.asarray(found["src_word"].to_list(), dtype=object),
+        np.asarray(found["tgt_word"].to_list(), dtype=object),
+        (meta_src.height, meta_tgt.height),
+        {"candidates": found.height, "not_extracted": links.height - found.height},
+        known,
+        cfg,
+    )
+
+
+def type_mean_pairs(
+    meta_src: pl.DataFrame,
     meta_tgt: pl.DataFrame,
     translations: dict[str, list[str]],
     known: set[tuple[str, str]],
-    cfg: ConceptsConfig,
-) -> tuple[LayerDistances | None, str | None]:
-    """Distances of dictionary translation pairs (mean vector per word type) vs sampled unrelated pairs."""
-    src_words, src_mean = mean_by_word(x_src, meta_src["word"].to_list())
-    tgt_words, tgt_mean = mean_by_word(x_tgt, meta_tgt["word"].to_list())
-    src_index, tgt_index = {w: i for i, w in enumerate(src_words)}, {w: i for i, w in enumerate(tgt_words)}
-    pairs = [(s, t) for s in src_words for t in translations.get(s, ()) if t in tgt_index]
-    if len({t for _, t in pairs}) < 2:
-        return None, f"{len(pairs)} dictionary pairs have both words in the activations; need 2 distinct targets"
-    src_list, tgt_list = [s for s, _ in pairs], [t for _, t in pairs]
-    partner = sample_unrelated(src_list, tgt_list, seed=cfg.distances.seed, related=known)
-    if not (partner >= 0).any():
-        return None, "no related pair found an unrelated partner"
-    d = layer_distances(
-        src_mean[[src_index[s] for s in src_list]], tgt_mean[[tgt_index[t] for t in tgt_list]], partner,
-        bins=cfg.distances.bins,
+    cfg: DistancesConfig,
+) -> tuple[Pairs | None, str | None]:
+    """Dictionary translation pairs (``translations``: D_N) of word types present in both languages."""
+    src_types, tgt_types = word_types(meta_src["word"].to_list()), word_types(meta_tgt["word"].to_list())
+    tgt_index = {w: i for i, w in enumerate(tgt_types)}
+    found = [(i, tgt_index[t]) for i, s in enumerate(src_types) for t in translations.get(s, ()) if t in tgt_index]
+    src_rows = np.array([i for i, _ in found], dtype=np.int64)
+    tgt_rows = np.array([j for _, j in found], dtype=np.int64)
+    return with_partners(
+        "type_mean", src_rows, tgt_rows, src_types[src_rows], tgt_types[tgt_rows], (len(src_types), len(tgt_types)),
+        {"candidates": len(found)}, known, cfg,
     )  # fmt: skip
-    return d, None
+
+
+def with_partners(
+    kind: str,
+    src_rows: np.ndarray,
+    tgt_rows: np.ndarray,
+    src_words: np.ndarray,
+    tgt_words: np.ndarray,
+    sizes: tuple[int, int],
+    counts: dict[str, int],
+    known: set[tuple[str, str]],
+    cfg: DistancesConfig,
+) -> tuple[Pairs, str | None]:
+    """Drop identical strings (unless kept), draw the unrelated partners, count; the reason if none is left."""
+    identical = src_words == tgt_words if len(src_words) else np.zeros(0, dtype=bool)
+    keep = np.ones_like(identical) if cfg.keep_identical else ~identical
+    src_rows, tgt_rows, src_words, tgt_words = src_rows[keep], tgt_rows[keep], src_words[keep], tgt_words[keep]
+    partner = sample_unrelated(src_words.tolist(), tgt_words.tolist(), seed=cfg.seed, related=known)
+    counts = counts | {
+        "pairs": int((partner >= 0).sum()),
+        "identical_dropped": int((~keep).sum()),
+        "no_partner": int((partner < 0).sum()),
+    }
+    pairs = Pairs(kind, src_rows, tgt_rows, partner, src_words, tgt_words, *sizes, counts)
+    if counts["pairs"]:
+        return pairs, None
+    return pairs, "no related pair with an unrelated partner (" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")"
+
+
+def related_distances(
+    x_src: np.ndarray, meta_src: pl.DataFrame, x_tgt: np.ndarray, meta_tgt: pl.DataFrame, pairs: Pairs, bins: int
+) -> LayerDistances:
+    """One layer's distances on ``pairs``: x_* (n, d) the layer's vectors, meta_* their rows."""
+    p_src, w_src = layer_points(pairs.kind, x_src, meta_src)
+    p_tgt, w_tgt = layer_points(pairs.kind, x_tgt, meta_tgt)
+    same = (len(w_src), len(w_tgt)) == (pairs.n_src, pairs.n_tgt)
+    if not (same and np.array_equal(w_src[pairs.src_rows], pairs.src_words)
+            and np.array_equal(w_tgt[pairs.tgt_rows], pairs.tgt_words)):  # fmt: skip
+        raise XlrayError("distances: this layer's occurrences differ from the first layer's; re-run the extraction")
+    return layer_distances(p_src[pairs.src_rows], p_tgt[pairs.tgt_rows], pairs.partner, bins=bins)
+
+
+def layer_points(kind: str, x: np.ndarray, meta: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's points (n, d) and their words (n,): its occurrences (in_context) or its word types' means."""
+    words = meta["word"].to_list()
+    if kind == "in_context":
+        return x, np.asarray(words, dtype=object)
+    types, means = mean_by_word(x, words)
+    return means, np.asarray(types, dtype=object)
+
+
+def word_types(words: list[str]) -> np.ndarray:
+    """The sorted distinct words (types,), as object array; the order of :func:`mean_by_word`."""
+    return np.unique(np.asarray(words, dtype=object))
 
 
 def mean_by_word(x: np.ndarray, words: list[str]) -> tuple[list[str], np.ndarray]:

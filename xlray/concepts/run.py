@@ -1,12 +1,14 @@
 """`xlray concepts CONFIG`: latent concepts and cross-lingual alignment per layer, written out as a recipe.
 
-load config -> activations (layers, languages checked) -> dictionary (file, or eflomal on the parallel files) ->
-per layer: cluster each language (CALIGN both ways), cluster both jointly (COLAP), related vs unrelated distances
--> assignments, browser, curves, distance histograms, results, manifest (last) -> one MLflow run, metrics with
-step = layer.
+load config -> activations (layers, languages checked) -> dictionary (file, or eflomal on the parallel files,
+keeping its word links) -> related pairs for the distances (once) -> per layer: cluster each language (CALIGN both
+ways), cluster both jointly (COLAP), related vs unrelated distances -> assignments, browser, curves, distance
+histograms, results, manifest (last) -> one MLflow run, metrics with step = layer.
 
 Output folder:
     dictionary.parquet           the dictionary built with eflomal (only when built here)
+    links.parquet                its word links: line, src_index, tgt_index, src_word, tgt_word (one-to-one, per
+                                 sentence pair; only when built here)
     assignments.parquet          layer, view (source / target / joint), language, sentence_id, word, cluster
     browser.html, browser.json   each cluster's size and top words per language
     curves.png                   metrics against the layer index
@@ -14,7 +16,8 @@ Output folder:
                                  difference d(unrelated) - d(related), plus related_mean, unrelated_mean, pairs
     distances.png                the cosine-difference histogram, one panel per layer (layers without distances
                                  are left out)
-    results.json                 per-layer metrics (None where missing) and the reasons
+    results.json                 per-layer metrics (None where missing) and the reasons; "distances": which pairs
+                                 the distances compare (variant, identical-string rule, links read and kept)
     manifest.json                written last: the run is complete iff it exists
 """
 
@@ -32,7 +35,15 @@ import polars as pl
 from xlray.concepts.browser import browser_data, browser_html
 from xlray.concepts.cluster import Clustering, cluster
 from xlray.concepts.config import ConceptsConfig, DictionaryFile
-from xlray.concepts.distances import HISTOGRAM_SCHEMA, LayerDistances, histogram_frame, related_distances
+from xlray.concepts.distances import (
+    HISTOGRAM_SCHEMA,
+    LayerDistances,
+    Pairs,
+    histogram_frame,
+    in_context_pairs,
+    related_distances,
+    type_mean_pairs,
+)
 from xlray.concepts.metrics import calign, colap, word_clusters
 from xlray.concepts.plots import plot_curves, plot_histograms
 from xlray.concepts.points import prepare_points
@@ -41,6 +52,8 @@ from xlray.console import log_to, progress, say
 from xlray.corpora import ParallelFiles, UnequalLengths, parallel_words
 from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
+from xlray.extract.config import ParallelCorpus
+from xlray.extract.corpus import input_name
 from xlray.extract.reader import Activations, open_activations
 from xlray.outputs import atomic, write_json, write_parquet
 from xlray.stage_rules import finished, result_config, run_name, run_tags
@@ -92,11 +105,13 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
     out.mkdir(parents=True, exist_ok=True)
 
     # The dictionary D, both ways: D(source -> target) and its reverse from the same counts.
-    dictionary = load_dictionary(cfg, out)
+    dictionary, links = load_dictionary(cfg, out)
     reverse = dictionary.rename({"src": "tgt", "tgt": "src"}).select("src", "tgt", "count", "prob")
     forward_top = top_translations(dictionary, cfg.calign.top_n)
     reverse_top = top_translations(reverse, cfg.calign.top_n)
     known = set(zip(dictionary["src"].to_list(), dictionary["tgt"].to_list(), strict=True))
+    pairs, about_pairs = distance_pairs(acts, layers[0], cfg, dictionary, links, forward_top, known)
+    pairs_reason = about_pairs["reason"]
 
     src, tgt = cfg.source, cfg.target
     model = cfg.model_label or Path(acts.manifest["config"]["model"]["name"]).name
@@ -109,9 +124,12 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
     with open_run(cfg.tracking, name, out, tags=tags, into=into) as sink:
         sink.log_params({"config": cfg.model_dump(mode="json"), "dictionary_pairs": dictionary.height})
         sink.log_datasets(inputs(cfg, acts, f"{model}-{cfg.checkpoint_label}"), "concepts")
+        sink.set_tags({"distances.pairs": cfg.distances.pairs})
         with progress(f"concepts {src}-{tgt}: layers", len(layers)) as advance:
             for layer in layers:
-                metrics, reasons, assignments, dist = analyse_layer(acts, layer, cfg, forward_top, reverse_top, known)
+                metrics, reasons, assignments, dist = analyse_layer(
+                    acts, layer, cfg, forward_top, reverse_top, pairs, pairs_reason
+                )
                 results[layer], missing[layer] = metrics, reasons
                 frames.append(assignments)
                 if dist is not None:
@@ -139,6 +157,7 @@ def run_concepts(cfg: ConceptsConfig, into: Sink | None = None) -> dict[str, Any
         summary = {
             "results": {str(k): v for k, v in results.items()},
             "missing": {str(k): v for k, v in missing.items()},
+            "distances": about_pairs,
         }
         write_json(out / "results.json", summary)
         for artifact in ARTIFACTS:
@@ -186,24 +205,33 @@ def inputs(cfg: ConceptsConfig, acts: Activations, label: str) -> dict[str, str 
     return files
 
 
-def load_dictionary(cfg: ConceptsConfig, out: Path) -> pl.DataFrame:
-    """The configured dictionary file, or one built with eflomal (cached as dictionary.parquet in ``out``)."""
+def load_dictionary(cfg: ConceptsConfig, out: Path) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The dictionary and, when built here with eflomal, its word links (both cached in ``out``); a dictionary file
+    has no links."""
     spec = cfg.dictionary
     if isinstance(spec, DictionaryFile):
-        return read_dictionary(spec.path)
-    cached, key_path = out / "dictionary.parquet", out / "dictionary.json"
+        return read_dictionary(spec.path), None
+    cached, links_path, key_path = out / "dictionary.parquet", out / "links.parquet", out / "dictionary.json"
     key = spec.model_dump(mode="json")
-    if cached.is_file() and key_path.is_file() and json.loads(key_path.read_text()) == key:
-        df = read_dictionary(cached)
+    if all(p.is_file() for p in (cached, links_path, key_path)) and json.loads(key_path.read_text()) == key:
+        df, links = read_dictionary(cached), pl.read_parquet(links_path)
     else:
-        df = eflomal_dictionary(spec.source, spec.target, spec.max_sentences, spec.n_samplers)
+        df, links = eflomal_dictionary(spec.source, spec.target, spec.max_sentences, spec.n_samplers)
         write_dictionary(df, cached)
+        write_parquet(links, links_path)
         write_json(key_path, key, indent=None)
-    return df.filter(pl.col("count") >= spec.min_count)
+    return df.filter(pl.col("count") >= spec.min_count), links
 
 
-def eflomal_dictionary(source: str, target: str, max_sentences: int | None, n_samplers: int) -> pl.DataFrame:
-    """Word-align two line-parallel files with eflomal and count the translation pairs.
+LINK_SCHEMA = {"line": pl.Int64, "src_index": pl.Int32, "tgt_index": pl.Int32, "src_word": pl.String,
+               "tgt_word": pl.String}  # fmt: skip
+
+
+def eflomal_dictionary(
+    source: str, target: str, max_sentences: int | None, n_samplers: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Word-align two line-parallel files with eflomal; the translation counts, and the links (LINK_SCHEMA, line
+    numbers from 1 as in the extraction's sentence ids) for in-context distances.
 
     The files are streamed pair by pair (only the words eflomal needs are held), stopping after ``max_sentences``.
     """
@@ -218,7 +246,82 @@ def eflomal_dictionary(source: str, target: str, max_sentences: int | None, n_sa
     except UnequalLengths as exc:
         raise XlrayError(f"dictionary: {exc.counts}") from None
     src, tgt = [p[1] for p in pairs], [p[2] for p in pairs]
-    return build_dictionary(src, tgt, word_align(src, tgt, n_samplers=n_samplers))
+    aligned = word_align(src, tgt, n_samplers=n_samplers)
+    dictionary = build_dictionary(src, tgt, aligned)
+    rows = [(line, i, j, s[i], t[j]) for (line, s, t), ij in zip(pairs, aligned, strict=True) for i, j in ij]
+    return dictionary, pl.DataFrame(rows, schema=LINK_SCHEMA, orient="row")
+
+
+def distance_pairs(
+    acts: Activations,
+    layer: int,
+    cfg: ConceptsConfig,
+    dictionary: pl.DataFrame,
+    links: pl.DataFrame | None,
+    translations: dict[str, list[str]],
+    known: set[tuple[str, str]],
+) -> tuple[Pairs | None, dict[str, Any]]:
+    """The related pairs of ``cfg.distances.pairs``, built once on ``layer``'s occurrences and used at every layer;
+    and what they are, for results.json and the manifest (variant, identical rule, links, counts, reason)."""
+    d = cfg.distances
+    about: dict[str, Any] = {"pairs": d.pairs, "keep_identical": d.keep_identical}
+    meta = [occurrence_rows(acts, layer, lang, cfg.site) for lang in (cfg.source, cfg.target)]
+    if d.pairs == "type_mean":
+        pairs, reason = type_mean_pairs(*meta, translations, known, d)
+    else:
+        linked, reason = sentence_links(acts, cfg, links)
+        pairs = None
+        if linked is not None:
+            # Links of pairs the dictionary drops (below dictionary.min_count) are alignment noise, left out too.
+            words = dictionary.select(src_word="src", tgt_word="tgt")
+            kept = linked.join(words, on=["src_word", "tgt_word"], how="semi")
+            about |= {"links": linked.height, "links_below_min_count": linked.height - kept.height}
+            pairs, reason = in_context_pairs(*meta, kept, known, d)
+    return pairs, about | {"counts": pairs.counts if pairs else None, "reason": reason}
+
+
+def occurrence_rows(acts: Activations, layer: int, language: str, site: str) -> pl.DataFrame:
+    """One layer's occurrence rows without their vectors, in ``Activations.matrix`` order."""
+    keys = ["sentence_id", "language", "word_index"]
+    return acts.lazy(layer, language, site=site).select(*keys, "word").sort(keys).collect()
+
+
+def sentence_links(
+    acts: Activations, cfg: ConceptsConfig, links: pl.DataFrame | None
+) -> tuple[pl.DataFrame | None, str | None]:
+    """The eflomal links keyed by the extraction's sentence ids (``<input name>:<line>``), or the reason why not."""
+    if links is None:
+        return None, (
+            "in-context distances need word links: use dictionary.kind: eflomal on the extracted parallel files,"
+            " or set distances.pairs: type_mean"
+        )
+    corpus = extracted_input(acts, cfg)
+    if corpus is None:
+        spec = cfg.dictionary
+        return None, (
+            f"dictionary: {spec.source} ({cfg.source}) and {spec.target} ({cfg.target}) are not a parallel input of"
+            f" {acts.folder}; in-context distances need the links of the extracted sentences"
+            " (or set distances.pairs: type_mean)"
+        )
+    sentence_id = pl.format("{}:{}", pl.lit(input_name(corpus)), pl.col("line"))
+    return links.select(sentence_id.alias("sentence_id"), pl.exclude("line")), None
+
+
+def extracted_input(acts: Activations, cfg: ConceptsConfig) -> ParallelCorpus | None:
+    """The extraction's parallel input made of the dictionary's two files, each in its configured language."""
+    spec = cfg.dictionary
+
+    def where(path: str) -> str:
+        return path if "://" in path else str(Path(path).resolve())
+
+    wanted = {(where(spec.source), cfg.source), (where(spec.target), cfg.target)}
+    for raw in acts.manifest["config"]["inputs"]:
+        if raw.get("format") == "parallel":
+            corpus = ParallelCorpus.model_validate(raw)
+            sides = {(where(corpus.source), corpus.source_language), (where(corpus.target), corpus.target_language)}
+            if sides == wanted:
+                return corpus
+    return None
 
 
 def analyse_layer(
@@ -227,9 +330,11 @@ def analyse_layer(
     cfg: ConceptsConfig,
     forward: dict[str, list[str]],
     reverse: dict[str, list[str]],
-    known: set[tuple[str, str]],
+    pairs: Pairs | None,
+    pairs_reason: str | None,
 ) -> tuple[dict[str, float | None], dict[str, str], pl.DataFrame, LayerDistances | None]:
-    """One layer's metrics (None where missing), the reasons for missing ones, the cluster assignments, distances."""
+    """One layer's metrics (None where missing), the reasons for missing ones, the cluster assignments, distances
+    (on ``pairs``, the same at every layer; ``pairs_reason`` says why there are none)."""
     src, tgt = cfg.source, cfg.target
     x_src, meta_src = acts.matrix(layer, src, cfg.site)
     x_tgt, meta_tgt = acts.matrix(layer, tgt, cfg.site)
@@ -261,11 +366,14 @@ def analyse_layer(
         metrics |= {f"{result.name}.{k}": v for k, v in result.counts.items()}
         if result.value is None:
             reasons[result.name] = result.reason or "not computable"
-    dist, reason = related_distances(x_src, meta_src, x_tgt, meta_tgt, forward, known, cfg)
-    if dist is not None:
+    dist = None
+    if pairs is not None:
+        metrics |= pairs.metrics()
+    if pairs is not None and pairs_reason is None:
+        dist = related_distances(x_src, meta_src, x_tgt, meta_tgt, pairs, cfg.distances.bins)
         metrics |= dist.metrics()
-    if reason:
-        reasons["distances"] = reason
+    else:
+        reasons["distances"] = f"{cfg.distances.pairs}: {pairs_reason}"
     return metrics, reasons, pl.concat(frames), dist
 
 
