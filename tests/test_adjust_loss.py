@@ -61,16 +61,18 @@ def tokenizer():
 
 # Hand computation, layer -1, mean pooling. Links: a~d (1,0)-(0,2): 5; xy~c (2,1)-(2,0): 1; b~d (0,1)-(0,2): 1.
 # Anchors: [CLS]~[CLS] and [SEP]~[SEP] for both pairs: 0 against the trained English, and against the original
-# English [CLS] (1,0): 1 each. Drift of English words c, d, d, a from the original: 1, 4, 4, 0 -> mean 9/4.
+# English [CLS] (1,0): 1 each. Drift of English words c, d, d, a from the original: 1, 4, 4, 0; of the English
+# [CLS], [SEP] of both sentences (Efimov includes them): 1, 0, 1, 0 -> mean 11/8 (words only: 9/4).
 @pytest.mark.parametrize(
     "settings, align, reg",
     [
-        ({}, 7 / 7, 9 / 4),  # (5 + 1 + 1 + 4 * 0) / 7 links
-        ({"anchors": False}, 7 / 3, 9 / 4),
-        ({"anchors": False, "pooling": "first"}, 11 / 3, 9 / 4),  # x (1,2) ~ c: 5
-        ({"anchors": False, "pooling": "last"}, 7 / 3, 9 / 4),  # ##y (3,0) ~ c: 1
+        ({}, 7 / 7, 11 / 8),  # (5 + 1 + 1 + 4 * 0) / 7 links
+        ({"reg_specials": False}, 7 / 7, 9 / 4),
+        ({"anchors": False}, 7 / 3, 11 / 8),
+        ({"anchors": False, "pooling": "first"}, 11 / 3, 11 / 8),  # x (1,2) ~ c: 5
+        ({"anchors": False, "pooling": "last"}, 7 / 3, 11 / 8),  # ##y (3,0) ~ c: 1
         # Cao: foreign against the original English: a~d (1,0)-(0,0): 1; xy~c (2,1)-(2,1): 0; b~d: 1; anchors 1+0+1+0
-        ({"target": "frozen"}, 4 / 7, 9 / 4),
+        ({"target": "frozen"}, 4 / 7, 11 / 8),
         ({"layer": 0}, 0.0, 0.0),
     ],
 )
@@ -82,6 +84,7 @@ def test_loss_matches_hand_computed_value(tokenizer, settings, align, reg):
     assert parts.reg.item() == pytest.approx(reg, abs=1e-6)
     assert parts.total.item() == pytest.approx(align + 0.5 * reg, abs=1e-6)
     assert parts.n_links == (7 if cfg.anchors else 3) and parts.n_english_words == 4 and parts.lost_links == 0
+    assert parts.n_reg_rows == (8 if cfg.reg_specials else 4)
     if settings.get("layer") != 0:
         parts.total.backward()
         assert trained.emb.weight.grad.abs().sum() > 0 and original.emb.weight.grad is None

@@ -108,3 +108,44 @@ def test_build_pairs_aligns_counts_drops_and_saves_a_pool(tmp_path, assets):
     assert len(pool) == 100 and set(pool.split) == {"train"} and len(set(pool.line)) == 100
     batch = pool.sample(16, np.random.default_rng(0))
     assert len(batch) == 16 and all(x for x in batch.links)
+
+
+def gold_aligner(gold_by_text, seen):
+    """A stand-in for eflomal.Aligner.align: records how many pairs it learns from and writes each pair's gold
+    links (looked up by its text) as both directions, so the links kept show which row went to which pair."""
+
+    def align(self, src_input, trg_input, links_filename_fwd=None, links_filename_rev=None, **_):
+        pairs = list(zip([s.rstrip("\n") for s in src_input], [t.rstrip("\n") for t in trg_input], strict=True))
+        seen.append(len(pairs))
+        text = "".join(" ".join(f"{i}-{j}" for i, j in sorted(gold_by_text.get(p, ()))) + "\n" for p in pairs)
+        for path in (links_filename_fwd, links_filename_rev):
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+
+    return align
+
+
+def test_the_aligner_learns_from_the_whole_file_and_the_sampled_pairs_keep_their_links(tmp_path, assets, monkeypatch):
+    """Efimov et al. align the whole file, then sample; `align_on: sample` is the faster, smaller variant."""
+    import eflomal
+
+    from xlray.wordalign.eflomal import one_to_one
+
+    src, eng, gold = world_lines(assets, n=400)
+    # In the middle: a pair with an empty English side (not given to the aligner) and one over max_words (given).
+    src[200:200], eng[200:200], gold[200:200] = ["Dira depá .", " ".join(["bé"] * 70)], ["", "hutu"], [set(), set()]
+    gold_by_text = {(s, e): g for s, e, g in zip(src, eng, gold, strict=True)}
+    seen = []
+    monkeypatch.setattr(eflomal.Aligner, "align", gold_aligner(gold_by_text, seen))
+    corpus = write_lines(tmp_path, src, eng)
+    pairs = build_pairs(adjust_config(corpus, max_sent=60, heldout_sent=10))
+    assert seen == [401] and pairs.counts["xl"]["aligner_pairs"] == 401  # 402 lines, one with an empty side
+    assert pairs.counts["xl"]["sampled"] == 60 and len(pairs) == 60 - pairs.counts["xl"]["no_alignable_word"]
+    for line, s, e, links in zip(pairs.line, pairs.batch.source, pairs.batch.english, pairs.batch.links, strict=True):
+        assert links == [(i, j) for i, j in one_to_one(gold[line - 1]) if s[i] != e[j]]
+    assert any(line > 202 for line in pairs.line)  # rows after the skipped pair map to their own lines
+
+    seen.clear()
+    sampled = build_pairs(adjust_config(corpus, max_sent=60, heldout_sent=10, align_on="sample"))
+    assert seen == [60] and sampled.counts["xl"]["aligner_pairs"] == 60
+    assert sampled.line == pairs.line and sampled.batch.links == pairs.batch.links  # same links from the same gold

@@ -1,4 +1,5 @@
-"""Continual learning keeps held-out gold-aligned word pairs closer than plain English fine-tuning does.
+"""Continual learning keeps held-out gold-aligned word pairs closer than plain English fine-tuning does, relative to
+unaligned pairs (fine-tuning also shrinks every state, which a raw distance would take for alignment).
 
 The pool and the held-out pairs come from the synthetic world's gold alignments (``parallel/<lang>-en.*`` and
 ``.gold.align``), written in `xlray adjust`'s pairs layout; both runs start from the same tiny model and seed.
@@ -7,12 +8,16 @@ The pool and the held-out pairs come from the synthetic world's gold alignments 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
+import yaml
 
+from xlray.adjust.config import AdjustConfig
 from xlray.adjust.measure import distance_stats
 from xlray.adjust.pairs import AlignedPairs, PairBatch, write_pairs
 from xlray.configs import ModelConfig
+from xlray.errors import XlrayError
 from xlray.evaluate.run import run_evaluation
 from xlray.models import encoder_of, load_model
 from xlray.tasks.config import EvaluateConfig
@@ -74,11 +79,12 @@ def evaluate(assets, out, continual: dict) -> EvaluateConfig:
 
 
 def aligned_distance(assets, checkpoint, heldout) -> float:
-    """Mean squared distance of held-out gold-aligned word pairs (mean subwords, last layer)."""
+    """Mean squared distance of held-out gold-aligned word pairs over that of unaligned ones (mean subwords, last
+    layer): below 1, translations sit closer than chance."""
     lm = load_model(ModelConfig(name=str(checkpoint)))
     original = load_model(ModelConfig(name=str(assets / "models" / "bert")))
     stats = distance_stats(encoder_of(lm), encoder_of(original), lm.tokenizer, heldout, "mean", lm.max_length)
-    return stats["all"]["aligned"][-1]
+    return stats["all"]["aligned"][-1] / stats["all"]["unaligned"][-1]
 
 
 def test_continual_learning_keeps_aligned_pairs_closer(assets, tmp_path, pool):
@@ -101,3 +107,39 @@ def test_continual_learning_keeps_aligned_pairs_closer(assets, tmp_path, pool):
     assert all(s["languages"]["en"]["accuracy"] > 0.45 for s in summaries)
     assert summaries[1]["targets_mean"]["accuracy"] > summaries[0]["targets_mean"]["accuracy"] + 0.1
     assert (plain.condition, continual.condition) == ("base", "continual")
+
+
+def test_the_frozen_reference_defaults_to_the_original_model(assets, tmp_path):
+    """Starting from an `xlray adjust` checkpoint, f0 is the model it was adjusted from (its adjust_config.yaml),
+    not the checkpoint; an explicit reference wins, a checkpoint adjust did not write is its own original, and an
+    unreadable record is a one-line error."""
+    from xlray.tasks import continual
+
+    original = ModelConfig(name=str(assets / "models" / "bert"))
+    adjusted = tmp_path / "adjust" / "checkpoint"
+    shutil.copytree(original.name, adjusted)
+    record = AdjustConfig(
+        model=original, corpus={"format": "tsv", "path": "p.tsv"}, languages=["xl"], output_dir=str(adjusted.parent)
+    )
+    (adjusted / "adjust_config.yaml").write_text(yaml.safe_dump(record.model_dump(mode="json")), encoding="utf-8")
+
+    def config(model, **continual) -> EvaluateConfig:
+        t = assets / "world" / "tasks" / "xnli"
+        return EvaluateConfig.model_validate(
+            {
+                "model": {"name": str(model)},
+                "task": {"kind": "nli", "train": str(t / "multinli.train.en.tsv"), "test": str(t / "xnli.test.tsv")},
+                "languages": ["en"],
+                "continual": {"enabled": True, "pairs": "pairs.parquet", **continual},
+                "output_dir": str(tmp_path / "o"),
+                "tracking": {"enabled": False},
+            }
+        )
+
+    f0 = continual.reference_model(config(adjusted), "cpu")
+    assert f0.cfg.name == original.name and f0.cfg.dtype == "float32"
+    assert continual.reference_config(config(adjusted, reference={"name": "other"})).name == "other"
+    assert continual.reference_config(config(original.name)).name == original.name
+    (adjusted / "adjust_config.yaml").write_text("stage: adjust\n", encoding="utf-8")
+    with pytest.raises(XlrayError, match=r"adjust_config.yaml: cannot read the model .* set continual.reference"):
+        continual.reference_config(config(adjusted))

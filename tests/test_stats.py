@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from xlray.stats import compare_conditions, paired_bootstrap, permutation_test, pool_seeds, seed_summary
+from xlray.stats import compare_conditions, paired_bootstrap, permutation_test, pool_seeds, seed_summary, welch_test
 from xlray.tasks.metrics import f1_statistic
 
 TESTS = [paired_bootstrap, permutation_test]
@@ -100,3 +100,15 @@ def test_compare_conditions_pools_seeds_per_example():
     assert result.test.delta == pytest.approx(0.25)
     with pytest.raises(ValueError, match="same examples"):
         pool_seeds([np.ones(3), np.ones(4)])
+
+
+def test_compare_conditions_tests_each_seeds_own_score_over_seeds():
+    # entity F1 per seed from its own counts (tp, predicted, gold): A 1, 0.8, 0.5 and B 0.5, 0, 0.25 ...
+    a_runs = [np.array([[2.0, 2, 2]]), np.array([[2.0, 3, 2]]), np.array([[1.0, 2, 2]])]
+    b_runs = [np.array([[1.0, 2, 2]]), np.array([[0.0, 1, 2]]), np.array([[1.0, 6, 2]])]
+    result = compare_conditions(a_runs, b_runs, n_resamples=200, statistic=f1_statistic)
+    a_f1, b_f1 = [1.0, 0.8, 0.5], [0.5, 0.0, 0.25]  # ... 2 tp / (3 + 2) * 2 = 0.8, 2 / (6 + 2) = 0.25
+    assert result.seeds == welch_test(a_f1, b_f1)
+    assert result.seeds.delta == pytest.approx(np.mean(a_f1) - np.mean(b_f1)) and 0 < result.seeds.p_value < 1
+    assert result.test.method == "bootstrap"  # over examples: F1 of the counts pooled over seeds
+    assert result.test.delta == pytest.approx(2 * (5 / 3) / (7 / 3 + 2) - 2 * (2 / 3) / (3 + 2))

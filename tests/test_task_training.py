@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from xlray.configs import ModelConfig
-from xlray.models import load_model
+from xlray.models import layer_states, load_model
 from xlray.tasks import ner, nli, qa
 from xlray.tasks.common import predict
 from xlray.tasks.config import EvaluateConfig
@@ -66,7 +66,8 @@ def test_nli_head_learns_above_chance(assets):
 
 
 def test_ner_head_learns_entities(assets):
-    cfg = make_cfg(assets, "ner", "xlm-roberta", lr=2e-3, epochs=3, batch_size=16)
+    train = {"max_grad_norm": 1.0}  # at 100x the paper's lr, the tiny model needs clipping (the papers' default: none)
+    cfg = make_cfg(assets, "ner", "xlm-roberta", train=train, lr=2e-3, epochs=3, batch_size=16)
     before, after, _ = train_and_score(cfg)
     assert before["entity_f1"] < 0.2
     assert after["entity_f1"] > 0.6
@@ -137,3 +138,41 @@ def test_nli_cut_pairs_are_counted(assets):
     features, counts = nli.train_features(cfg, lm, nli.load(cfg))
     assert max(len(f["input_ids"]) for f in features) == 12
     assert 0 < counts["train_truncated"] <= sum(len(f["input_ids"]) == 12 for f in features)
+
+
+def test_bert_nli_classifies_through_its_pretrained_pooler(assets):
+    """As BertForSequenceClassification: the checkpoint's pooler, then a fresh linear layer (same logits once that
+    layer is copied over); XLM-R gets the fresh dense + tanh head, and so does BERT with the switch off."""
+    from transformers import BertForSequenceClassification
+
+    cfg = make_cfg(assets, "nli", train={"max_train_examples": 6})
+    lm = load_model(cfg.model.model_copy(update={"dtype": "float32"}))
+    model = nli.build(cfg, lm).eval()
+    batch = pad_batch(nli.train_features(cfg, lm, nli.load(cfg))[0], lm.tokenizer.pad_token_id)
+    reference = BertForSequenceClassification.from_pretrained(cfg.model.name, num_labels=3).eval()
+    reference.classifier.load_state_dict(model.head.out.state_dict())
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    with torch.no_grad():
+        torch.testing.assert_close(model(batch), reference(**{k: batch[k] for k in keys}).logits)
+    assert model.head.pooler is lm.model.pooler  # trained with the encoder, not a copy
+    with torch.no_grad():
+        states = layer_states(lm, batch)["encoder"][-1]
+        fresh = nli.build(make_cfg(assets, "nli", pretrained_pooler=False), lm).eval()
+        assert not hasattr(fresh.head, "pooler")
+        torch.testing.assert_close(fresh(batch), fresh.head.out(torch.tanh(fresh.head.dense(states[:, 0]))))
+    xlmr = load_model(ModelConfig(name=str(assets / "models" / "xlm-roberta"), dtype="float32"))
+    assert not hasattr(nli.build(make_cfg(assets, "nli", "xlm-roberta"), xlmr).head, "pooler")
+
+
+def test_fine_tuning_does_not_clip_gradients_by_default(assets, monkeypatch):
+    """Efimov et al. do not clip; ``train.max_grad_norm`` turns clipping on, at every step."""
+    clipped = []
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, norm: clipped.append(norm))
+    lm = load_model(ModelConfig(name=str(assets / "models" / "bert"), dtype="float32"))
+    for train, calls in (({}, []), ({"max_grad_norm": 1.0}, [1.0, 1.0])):
+        cfg = make_cfg(assets, "nli", train={"max_train_examples": 8, **train}, epochs=1, batch_size=4)
+        model = nli.build(cfg, lm)
+        features, _ = nli.train_features(cfg, lm, nli.load(cfg))
+        fine_tune(model, features, nli.loss, cfg.task, cfg.train, 0, NullSink())
+        assert clipped == calls
+        clipped.clear()

@@ -57,3 +57,20 @@ def test_scripts_and_shared_tokens(assets):
     en_words = set((world / "parallel" / "xl-en.en").read_text(encoding="utf-8").split())
     shared = en_words & set(xc.split())
     assert "." in shared and any(w.isdigit() for w in shared)
+
+
+def test_dev_splits_are_written_in_the_real_layouts_apart_from_the_test_splits(assets):
+    """XTREME's xnli.dev.tsv and panx/dev-<lang>.tsv, MLQA's dev/dev-context-<l>-question-<l>.json: the split a
+    sweep tunes on, read by the same readers as the test files, with other examples than theirs."""
+    from xlray.tasks.formats import read_iob, read_squad, read_xnli
+
+    tasks, langs, n = assets / "world" / "tasks", ["en", "xl", "xc", "xd"], WorldConfig().task_dev
+    dev = list(read_xnli(tasks / "xnli" / "xnli.dev.tsv", languages=langs))
+    assert [sum(ex.language == lang for ex in dev) for lang in langs] == [n] * 4
+    test = {(ex.premise, ex.hypothesis) for ex in read_xnli(tasks / "xnli" / "xnli.test.tsv", languages=langs)}
+    assert len({(ex.premise, ex.hypothesis) for ex in dev} - test) > n  # mostly new pairs, not the test's
+    for lang in langs:
+        assert len(list(read_iob(tasks / "panx" / f"dev-{lang}.tsv"))) == n
+        questions = list(read_squad(tasks / "mlqa" / "dev" / f"dev-context-{lang}-question-{lang}.json"))
+        assert len(questions) == n // 3 * 3 and all(q.context[a.start :].startswith(a.text) for q in questions
+                                                    for a in q.answers)  # fmt: skip

@@ -36,14 +36,19 @@ class Family:
     token_type_ids: bool = False  # takes segment ids (sentence A/B) when a batch has them
     position_offset: int = 0  # position ids taken before the first token (RoBERTa: padding_idx + 1 = 2)
     last_layer: int = -1  # hidden-state index of the last layer, as heads read it (see the class docstring)
+    pooler: bool = False  # the base model's ``pooler`` (first token -> dense + tanh) was pretrained: NLI reuses it
 
 
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("bert", ("bert",), "AutoModel", token_type_ids=True),
-        Family("xlm-roberta", ("xlm-roberta", "roberta"), "AutoModel", position_offset=2),
-        Family("mt5", ("mt5", "t5"), "MT5Model", encoder="encoder", decoder=True),  # hL: after final_layer_norm
+        # BERT's pooler was pretrained (next-sentence prediction); BertForSequenceClassification keeps it.
+        Family("bert", ("bert",), "AutoModel", token_type_ids=True, pooler=True),
+        # XLM-R was pretrained on MLM alone, so its checkpoints' pooler weights were never trained, and
+        # XLMRobertaForSequenceClassification drops them for a fresh head (as ours is).
+        Family("xlm-roberta", ("xlm-roberta", "roberta"), "AutoModel", position_offset=2, pooler=False),
+        # No pooler; hL comes after final_layer_norm.
+        Family("mt5", ("mt5", "t5"), "MT5Model", encoder="encoder", decoder=True, pooler=False),
     )
 }
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)

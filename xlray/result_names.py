@@ -2,8 +2,12 @@
 
 An `xlray evaluate` run logs, in its own run (inside a sweep trial under ``zero_shot.<condition>.``):
     <language>.<metric>, <language>.<metric>_std, <language>.seeds   mean, sample std and number of seeds
+    <language>.dev_<metric>                                         the same on the task's dev split, if it has one
     targets_mean.<metric>                                           mean over the non-English languages
-    <language>.<metric>.vs_<other>.<delta | p_value>                paired test against an earlier condition
+    <language>.<metric>.vs_<other>.p_value_seeds                   test over seeds against an earlier condition
+                                                                    (Welch's t on per-seed scores; missing.* tag
+                                                                    with the reason if a side has < 3 seeds)
+    <language>.<metric>.vs_<other>.<delta | p_value>                paired test over examples, this set of seeds
     seed<s>.<language>.<metric>, seed<s>.<language>.n.<count>       one seed's scores and counts
     seed<s>.data.<count>, seed<s>.train.<term>_loss, seed<s>.train.lr   one seed's training (step = epoch)
 A sweep trial's results (Tune result keys and MLflow metrics):
@@ -22,9 +26,12 @@ TARGETS_MEAN = "targets_mean"  # the unweighted mean over the zero-shot target l
 ALL = "all"  # align.*: every language of the adjustment together
 SEEDS = "seeds"
 STD = "_std"
-TESTS = ("delta", "p_value")  # what a paired test logs
+P_VALUE = "p_value"  # the paired test over examples (for this set of seeds)
+TESTS = ("delta", P_VALUE)  # what the paired test over examples logs
+P_VALUE_SEEDS = "p_value_seeds"  # what the test over seeds logs (seed variance in its null)
 ALIGN_KINDS = ("aligned", "unaligned", "drift", "ratio")
 TRAIN_LR = "train.lr"
+DEV = "dev_"  # a metric on the task's dev split (the split to tune on); the bare metric is the test split's
 
 
 # An evaluate run's names (relative to its run or prefix).
@@ -45,14 +52,32 @@ def is_metric(key: str) -> bool:
     return not key.endswith(STD) and key != SEEDS
 
 
+def dev(name: str) -> str:
+    """``dev_<name>``: a metric (``dev_accuracy``) or count (``dev_examples``) of the task's dev split, beside the
+    test split's ``<name>``."""
+    return f"{DEV}{name}"
+
+
+def is_dev(metric: str) -> bool:
+    """Whether a metric (``dev_accuracy``, ``dev_f1_std``) is the dev split's rather than the test split's."""
+    return metric.startswith(DEV)
+
+
 def count(language: str, name: str) -> str:
     """``<language>.n.<name>``: how many examples (truncated inputs, ...) a language's evaluation counted."""
     return f"{language}.n.{name}"
 
 
 def paired_test(language: str, metric: str, other: str, statistic: str) -> str:
-    """``<language>.<metric>.vs_<other>.<statistic>``: this condition against ``other`` (statistic in TESTS)."""
+    """``<language>.<metric>.vs_<other>.<statistic>``: this condition against ``other`` (statistic in TESTS:
+    the paired test over examples, for this set of seeds)."""
     return f"{language}.{metric}.vs_{other}.{statistic}"
+
+
+def seed_test(language: str, metric: str, other: str) -> str:
+    """``<language>.<metric>.vs_<other>.p_value_seeds``: this condition against ``other`` by the test over seeds
+    (Welch's t on per-seed scores), whose null includes seed-to-seed variance."""
+    return paired_test(language, metric, other, P_VALUE_SEEDS)
 
 
 def seed_prefix(seed: int) -> str:
@@ -123,7 +148,12 @@ class ZeroShotScore:
     metric: str
     std: bool = False
     versus: str | None = None  # the other condition of a paired test
-    test: str | None = None  # with versus: delta or p_value
+    test: str | None = None  # with versus: delta, p_value (over examples, this set of seeds) or p_value_seeds
+
+    @property
+    def over_seeds(self) -> bool:
+        """Whether this is the p-value of the test over seeds (not the paired test over examples)."""
+        return self.test == P_VALUE_SEEDS
 
     @property
     def name(self) -> str:

@@ -56,7 +56,8 @@ PairCorpus = Annotated[LinesCorpus | TsvCorpus | ParquetCorpus, Field(discrimina
 
 
 class PairsConfig(Strict):
-    """Which sentence pairs and word links are used (Efimov et al.: 250k pairs, <= 64 words, no identical links)."""
+    """Which sentence pairs and word links are used (Efimov et al.: 250k pairs, <= 64 words, no identical links,
+    the aligner run on the whole file)."""
 
     max_sent: int = Field(250_000, ge=1, description="pairs sampled per language (seeded), held-out ones included")
     heldout_sent: int = Field(
@@ -64,6 +65,13 @@ class PairsConfig(Strict):
     )
     max_words: int = Field(64, ge=1, description="pairs with more words on either side are dropped (counted)")
     drop_identical: bool = Field(True, description="drop links between identical strings (numbers, punctuation)")
+    align_on: Literal["corpus", "sample"] = Field(
+        "corpus",
+        description="what the word aligner learns from: corpus (Efimov et al.): every pair of the file, streamed "
+        "to eflomal, then the sampled pairs' links are kept; eflomal's time and memory (it holds the whole file as "
+        "word ids) grow with the file, not with max_sent. sample: the sampled pairs only (faster on a big file, "
+        "poorer links from less data)",
+    )
 
 
 class LossConfig(Strict):
@@ -77,6 +85,9 @@ class LossConfig(Strict):
     )
     reg_lambda: float = Field(1.0, ge=0, description="λ: weight of the English drift regulariser")
     anchors: bool = Field(True, description="link the special tokens ([CLS]/[SEP], <s>/</s>) of both sides too")
+    reg_specials: bool = Field(
+        True, description="L_reg also holds the English special tokens ([CLS]/[SEP], <s>/</s>) (Efimov); false: words"
+    )
 
 
 class OptimConfig(Strict):

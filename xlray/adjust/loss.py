@@ -1,9 +1,9 @@
 """The cross-lingual adjustment loss on one layer: L = L_align + λ · L_reg (Cao et al. 2020; Efimov et al. 2023).
 
 L_align is the mean, over word links (and special-token anchors), of the squared L2 distance between the foreign
-word vector and its English word vector; L_reg is the mean, over English words, of the squared L2 distance between
-the trained model's English vectors and those of the frozen original. Continual learning calls
-:func:`alignment_loss` with its own weights on the two parts.
+word vector and its English word vector; L_reg is the mean, over English words and special tokens (Efimov et al.
+include [CLS]/[SEP]; ``reg_specials``), of the squared L2 distance between the trained model's English vectors and
+those of the frozen original. Continual learning calls :func:`alignment_loss` with its own weights on the two parts.
 
 An ``encoder`` here is what :func:`xlray.models.encoder_of` gives (``BertModel``, or mT5's ``model.encoder``), or
 any module called as ``encoder(input_ids=, attention_mask=, output_hidden_states=True)`` whose output has
@@ -34,6 +34,7 @@ class LossParts:
     n_links: int  # word links plus anchor links
     n_english_words: int
     lost_links: int  # links to a word cut off by the length limit
+    n_reg_rows: int  # English words, plus their special tokens with reg_specials: the rows behind reg
 
 
 def inputs_of(enc: Encoded) -> dict[str, torch.Tensor]:
@@ -108,7 +109,8 @@ def alignment_loss(
         original: the frozen original model of the same architecture (run without gradients).
         tokenizer: the fast tokenizer of both models.
         batch: word-aligned pairs; links are (foreign word index, English word index).
-        cfg: layer, subword pooling, target (trainable or frozen English), λ and anchors.
+        cfg: layer, subword pooling, target (trainable or frozen English), λ, anchors and whether L_reg holds the
+            special tokens.
         max_length: token limit; words beyond it are cut whole and their links counted in ``lost_links``.
     """
     # Both sides in one forward pass: one forward per backward, as DistributedDataParallel requires.
@@ -123,11 +125,15 @@ def alignment_loss(
     w_src, w_en = words[:n_src_words], words[n_src_words:]
     src_rows, en_rows, lost = link_rows(enc.kept_words[:n], enc.kept_words[n:], batch.links)
     a, b = take(w_src, src_rows), take(w_en if cfg.target == "trainable" else w_orig, en_rows)
+    specials, orig_specials = special_positions(enc), special_positions(enc_en)
     if cfg.anchors:
-        specials = special_positions(enc)
-        h_target, en_specials = (h, specials[n:]) if cfg.target == "trainable" else (h_orig, special_positions(enc_en))
+        h_target, en_specials = (h, specials[n:]) if cfg.target == "trainable" else (h_orig, orig_specials)
         src_anchor, en_anchor = anchor_rows(specials[:n], en_specials)
         a, b = torch.cat([a, take(h, src_anchor)]), torch.cat([b, take(h_target, en_anchor)])
+    en, en_orig = w_en, w_orig
+    if cfg.reg_specials:
+        now, then = anchor_rows(specials[n:], orig_specials)  # the same English sentences, k-th special with k-th
+        en, en_orig = torch.cat([w_en, take(h, now)]), torch.cat([w_orig, take(h_orig, then)])
     align = squared_distance(a, b)
-    reg = squared_distance(w_en, w_orig)
-    return LossParts(align + cfg.reg_lambda * reg, align, reg, a.shape[0], enc_en.n_words, lost)
+    reg = squared_distance(en, en_orig)
+    return LossParts(align + cfg.reg_lambda * reg, align, reg, a.shape[0], enc_en.n_words, lost, en.shape[0])

@@ -1,5 +1,8 @@
 """Aligned sentence pairs: read a parallel corpus as a stream, sample, word-align with eflomal, save as Parquet.
 
+eflomal learns from the whole corpus by default (Efimov et al. align the whole file; ``pairs.align_on``), and
+the sampled pairs keep their links from that run.
+
 The saved pairs are the training data of `xlray adjust` and the pool that continual learning draws from. Every
 pair or link left out is counted (too long, no alignable word, identical strings), never dropped silently.
 """
@@ -7,6 +10,7 @@ pair or link left out is counted (too long, no alignable word, identical strings
 from __future__ import annotations
 
 import random
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,19 +183,52 @@ def filter_links(
     return out, dropped
 
 
-def align_language(raw: list[RawPair], drop_identical: bool) -> tuple[list[RawPair], list[list[Link]], dict[str, int]]:
-    """Word-align sampled pairs (eflomal, intersected, one-to-one); pairs with no link left are dropped, counted."""
-    from xlray.wordalign.eflomal import word_align
+def align_language(
+    raw: list[RawPair], drop_identical: bool, corpus: PairCorpus | None = None, lang: str = ""
+) -> tuple[list[RawPair], list[list[Link]], dict[str, int]]:
+    """Word-align sampled pairs (eflomal, intersected, one-to-one); pairs with no link left are dropped, counted.
 
+    With ``corpus``, eflomal learns from every pair of the corpus (:func:`corpus_links`); else from ``raw`` only.
+    """
     source, english = [p[1] for p in raw], [p[2] for p in raw]
-    links, identical = filter_links(source, english, word_align(source, english), drop_identical)
+    if corpus is None:
+        from xlray.wordalign.eflomal import word_align
+
+        found, trained_on = word_align(source, english), sum(1 for p in raw if p[1] and p[2])
+    else:
+        by_line, trained_on = corpus_links(corpus, lang, [p[0] for p in raw])
+        found = [by_line.get(p[0], []) for p in raw]  # absent: an empty side, no links
+    links, identical = filter_links(source, english, found, drop_identical)
     keep = [k for k, pair_links in enumerate(links) if pair_links]
     counts = {
+        "aligner_pairs": trained_on,
         "identical_links_dropped": identical,
         "no_alignable_word": len(raw) - len(keep),
         "links": sum(len(links[k]) for k in keep),
     }
     return [raw[k] for k in keep], [links[k] for k in keep], counts
+
+
+def corpus_links(corpus: PairCorpus, lang: str, lines: Sequence[int]) -> tuple[dict[int, list[Link]], int]:
+    """eflomal trained on every pair of the corpus with words on both sides (Efimov et al. align the whole file),
+    streamed through two temporary files; returns the links of the pairs at ``lines`` (line or row numbers) and
+    how many pairs eflomal learnt from. Only the wanted pairs' links are held in memory."""
+    from xlray.wordalign.eflomal import word_align_files
+
+    wanted, rows, n = set(lines), [], 0
+    with tempfile.TemporaryDirectory(prefix="xlray-pairs-") as tmp:
+        src_path, eng_path = Path(tmp) / "source", Path(tmp) / "english"
+        with open(src_path, "w", encoding="utf-8") as fs, open(eng_path, "w", encoding="utf-8") as fe:
+            for line, src, eng in read_corpus(corpus, lang):
+                if not (src and eng):
+                    continue
+                if line in wanted:
+                    rows.append((n, line))
+                fs.write(" ".join(src) + "\n")
+                fe.write(" ".join(eng) + "\n")
+                n += 1
+        found = word_align_files(src_path, eng_path, n, [row for row, _ in rows]) if rows else []
+    return {line: links for (_, line), links in zip(rows, found, strict=True)}, n
 
 
 def build_pairs(cfg: AdjustConfig) -> AlignedPairs:
@@ -200,7 +237,8 @@ def build_pairs(cfg: AdjustConfig) -> AlignedPairs:
     all_counts = {}
     for lang in cfg.languages:
         raw, counts = sample_pairs(cfg.corpus, lang, cfg.pairs, cfg.seed)
-        raw, links, align_counts = align_language(raw, cfg.pairs.drop_identical)
+        whole = cfg.corpus if cfg.pairs.align_on == "corpus" else None
+        raw, links, align_counts = align_language(raw, cfg.pairs.drop_identical, whole, lang)
         counts.update(align_counts)
         if len(raw) <= cfg.pairs.heldout_sent:
             where_from = ", ".join(corpus_paths(cfg.corpus, lang))

@@ -139,7 +139,7 @@ def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
 
         # 6. Held-out statistics after training, then the outputs: data first, manifest last.
         accelerator.wait_for_everyone()
-        trained = accelerator.unwrap_model(encoder)
+        trained = accelerator.unwrap_model(encoder)  # distance_stats sets accelerate's autocast wrapper aside
         after = distance_stats(trained, frozen, pairs=heldout, **stats_args)
         sink.log_metrics(flat_metrics(after, "after"))
         stats = {"layer": cfg.loss.layer, "pooling": cfg.loss.pooling, "before": before, "after": after}

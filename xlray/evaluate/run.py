@@ -10,7 +10,8 @@ Output folder:
     seed-<s>/outcomes.parquet   per-example outcomes (see ``xlray.tasks.outcomes``)
     seed-<s>/result.json        scores, counts, per-epoch losses; written last, so the seed is done iff it exists
     summary.json                per language and metric: mean, std and number of seeds
-    significance.parquet        paired tests of this condition against ``significance.compare_with`` runs
+    significance.parquet        tests of this condition against ``significance.compare_with`` runs, over seeds
+                                (p_value_seeds) and over examples for this set of seeds (p_value)
     manifest.json               written last: the run is complete iff it exists
 """
 
@@ -28,7 +29,15 @@ from xlray import runtime
 from xlray.configs import load_config
 from xlray.console import log_to
 from xlray.errors import XlrayError
-from xlray.evaluate.summary import SIGNIFICANCE, flat_summary, paired_test_metrics, significance, summarise, table
+from xlray.evaluate.summary import (
+    SIGNIFICANCE,
+    flat_summary,
+    missing_test_metrics,
+    paired_test_metrics,
+    significance,
+    summarise,
+    table,
+)
 from xlray.models import LoadedModel, describe, load_model
 from xlray.outputs import atomic_dir, read_json, write_json, write_parquet
 from xlray.stage_rules import finished, result_config, run_name, run_tags
@@ -88,6 +97,8 @@ def run_evaluation(
         tests = significance(cfg, out, seeds)
         if tests is not None:
             sink.log_metrics(paired_test_metrics(tests))
+            for name, reason in missing_test_metrics(tests).items():
+                sink.log_missing(name, reason)
             sink.log_artifact(out / SIGNIFICANCE)
         manifest = {
             "stage": "evaluate",

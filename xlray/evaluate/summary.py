@@ -2,7 +2,9 @@
 conditions, and the table printed for the terminal.
 
 ``summary.json``: ``{"languages": {language: {metric, metric_std, seeds}}, "targets_mean": {metric: value}}``;
-``significance.parquet``: one row per (language, metric, earlier condition), see ``xlray.tasks.outcomes``.
+``significance.parquet``: one row per (language, metric, earlier condition) with two tests, see
+``xlray.tasks.outcomes.compare_runs``: ``p_value_seeds`` over seeds (Welch's t; None with a reason in
+``p_value_seeds_missing`` below 3 seeds) and ``p_value`` over examples for this set of seeds.
 """
 
 from __future__ import annotations
@@ -50,8 +52,8 @@ def flat_summary(summary: dict[str, Any]) -> dict[str, float]:
 
 
 def significance(cfg: EvaluateConfig, out: Path, seeds: list[int]) -> pl.DataFrame | None:
-    """Paired tests of this run's outcomes (its current seeds) against each earlier run in ``compare_with``,
-    written to ``out/significance.parquet``; None if there are none."""
+    """Tests of this run's outcomes (its current seeds) against each earlier run in ``compare_with``, over seeds
+    and over examples, written to ``out/significance.parquet``; None if there are none."""
     sig = cfg.significance
     if not sig.compare_with:
         return None
@@ -66,11 +68,23 @@ def significance(cfg: EvaluateConfig, out: Path, seeds: list[int]) -> pl.DataFra
 
 
 def paired_test_metrics(tests: pl.DataFrame) -> dict[str, float]:
-    """The paired tests as metrics: ``<language>.<metric>.vs_<other>.<delta | p_value>``."""
+    """The tests as metrics: ``<language>.<metric>.vs_<other>.<delta | p_value>`` (over examples, this set of
+    seeds) and ``...vs_<other>.p_value_seeds`` (over seeds) where it could be computed."""
+    metrics = {}
+    for r in tests.iter_rows(named=True):
+        for k in names.TESTS:
+            metrics[names.paired_test(r["language"], r["metric"], r["condition_b"], k)] = r[k]
+        if r["p_value_seeds"] is not None:
+            metrics[names.seed_test(r["language"], r["metric"], r["condition_b"])] = r["p_value_seeds"]
+    return metrics
+
+
+def missing_test_metrics(tests: pl.DataFrame) -> dict[str, str]:
+    """``{...vs_<other>.p_value_seeds: why it is missing}`` for the tests over seeds that could not be computed."""
     return {
-        names.paired_test(r["language"], r["metric"], r["condition_b"], k): r[k]
+        names.seed_test(r["language"], r["metric"], r["condition_b"]): r["p_value_seeds_missing"]
         for r in tests.iter_rows(named=True)
-        for k in names.TESTS
+        if r["p_value_seeds"] is None
     }
 
 

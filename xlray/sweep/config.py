@@ -62,13 +62,21 @@ class Dimension(Strict):
 
 
 class SearchConfig(Strict):
-    """How trials are chosen: every grid point, random samples, or Optuna's TPE."""
+    """How trials are chosen: every grid point, random samples, or Optuna's TPE; and the score that picks the best
+    (by default a dev-split score, so that the test split stays held out)."""
 
     algorithm: Literal["grid", "random", "optuna"] = "grid"
     num_samples: int = Field(1, ge=1, description="grid/random: repeats of the grid; optuna: trials in all")
     metric: str = Field(
-        "zero_shot.continual.targets_mean.accuracy",
-        description="a trial result key: zero_shot.<condition>.<language or targets_mean>.<metric>, or align.*",
+        "zero_shot.continual.targets_mean.dev_accuracy",
+        description="a trial result key: zero_shot.<condition>.<language or targets_mean>.<metric>, or align.*; "
+        "dev_<metric> is the task's dev split (evaluate.task.dev), <metric> its test split",
+    )
+    allow_test_metric: bool = Field(
+        False,
+        description="let random or optuna search, or an ASHA-scheduled sweep, pick trials by a test-split score "
+        "(zero_shot.*.<metric>, not dev_<metric>): that tunes on the test set, so its scores are no longer "
+        "held out; for a task without a dev split (XQuAD, Tatoeba)",
     )
     mode: Literal["max", "min"] = "max"
     max_concurrent_trials: int | None = Field(None, ge=1, description="None: as many as the resources allow")

@@ -2,7 +2,9 @@
 
 Reads the parent run's children (one per trial), then writes into ``output_dir/report``:
     trials.csv          one row per trial: model, languages, hyperparameters, status, final results
-    zero_shot.parquet   long table: condition, language, metric, mean, std over seeds, p-values vs earlier conditions
+    zero_shot.parquet   long table: condition, language, metric, mean, std over seeds, and against each earlier
+                        condition p_seeds_vs_<c> (Welch's t over seeds; p_seeds_vs_<c>_missing: why it is absent)
+                        and p_vs_<c> (paired test over examples, for this set of seeds only)
     layers.parquet      long table of the per-layer curves (align.*, concepts.*): metric, layer, value
     summary.md          the zero-shot table for reading
     zero_shot.png       base vs adjusted vs continual per language (mean, std over seeds as error bars)
@@ -21,11 +23,13 @@ from xlray.configs import load_config
 from xlray.console import say
 from xlray.errors import XlrayError
 from xlray.outputs import atomic, read_json
-from xlray.result_names import ALIGN, CONCEPTS, HP_PARAM, is_over_seeds, parse_zero_shot
+from xlray.result_names import ALIGN, CONCEPTS, HP_PARAM, P_VALUE, P_VALUE_SEEDS, is_over_seeds, parse_zero_shot
 from xlray.sweep.config import SweepConfig
 
 PER_LAYER = (f"{ALIGN}.", f"{CONCEPTS}.")
 HP = HP_PARAM
+MISSING = "missing."  # the tag prefix of a metric that could not be computed (tracking.MlflowSink.log_missing)
+COMPARED = ("base", "adjusted")  # the earlier conditions the tables have p-value columns for
 
 
 def main(config_path: str | Path) -> int:
@@ -134,25 +138,37 @@ def trial_table(runs: list[Any], swept: list[str]) -> pl.DataFrame:
 
 
 def zero_shot_table(runs: list[Any], swept: list[str]) -> pl.DataFrame:
-    """``zero_shot.<condition>.<language>.<metric>[_std]`` and ``...<metric>.vs_<other>.p_value`` as rows."""
+    """``zero_shot.<condition>.<language>.<metric>[_std]``, ``...<metric>.vs_<other>.p_value_seeds`` (or its
+    ``missing.*`` tag's reason) and ``...vs_<other>.p_value`` as rows."""
     rows: dict[tuple, dict[str, Any]] = {}
     for run in runs:
         ident = identity(run, swept)
-        for name, value in run.data.metrics.items():
+        values = [(k, v, False) for k, v in run.data.metrics.items()]
+        values += [(k.removeprefix(MISSING), v, True) for k, v in run.data.tags.items() if k.startswith(MISSING)]
+        for name, value, missing in values:
             score = parse_zero_shot(name)
-            if score is None or (score.versus is not None and score.test != "p_value"):
+            if score is None or (score.versus is not None and score.test not in (P_VALUE, P_VALUE_SEEDS)):
+                continue
+            if missing and not score.over_seeds:
                 continue
             row = rows.setdefault((ident["trial_id"], score.condition, score.language, score.metric), {
                 "trial_id": ident["trial_id"], "model": ident["model"], "languages": ident["languages"],
                 "setting": ident["setting"], "condition": score.condition, "language": score.language,
-                "metric": score.metric, "mean": None, "std": None, "p_vs_base": None, "p_vs_adjusted": None,
+                "metric": score.metric, "mean": None, "std": None,
+                **dict.fromkeys(column for c in COMPARED for column in p_columns(c)),
             })  # fmt: skip
-            if score.versus is not None:
-                row[f"p_vs_{score.versus}"] = value
-            else:
+            if score.versus is None:
                 row["std" if score.std else "mean"] = value
+            else:
+                over_seeds, why_not, over_examples = p_columns(score.versus)
+                row[why_not if missing else over_seeds if score.over_seeds else over_examples] = value
     frame = pl.DataFrame(list(rows.values()), infer_schema_length=None)
     return frame.sort("model", "languages", "setting", "language", "condition") if frame.height else frame
+
+
+def p_columns(condition: str) -> tuple[str, str, str]:
+    """The columns of the tests against an earlier condition: over seeds, why that one is missing, over examples."""
+    return f"p_seeds_vs_{condition}", f"p_seeds_vs_{condition}_missing", f"p_vs_{condition}"
 
 
 def layer_table(client: Any, runs: list[Any], swept: list[str]) -> pl.DataFrame:
@@ -181,16 +197,24 @@ def markdown(cfg: SweepConfig, trials: pl.DataFrame, zero_shot: pl.DataFrame) ->
                 row = group.filter(pl.col("condition") == cond)
                 cells.append(cell(row.row(0, named=True)) if row.height else "")
             lines.append("| " + " | ".join(str(k) for k in key) + " | " + " | ".join(cells) + " |")
-        lines += ["", "mean ± std over seeds; p: paired test against base (b) and adjusted (a)."]
+        lines += ["", "mean ± std over seeds; against base (b) and adjusted (a): p_seeds, Welch's t over per-seed "
+                  "scores (seed variance in its null; n/a below 3 seeds per condition); p, paired test over examples "
+                  "for this set of seeds only (seeds held fixed, so seed variance alone makes it small)."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
 def cell(row: dict[str, Any]) -> str:
+    """``mean ± std (b p_seeds=… p=…, a …)``: each earlier condition's test over seeds, then over examples."""
     text = f"{row['mean']:.3f}" if row["mean"] is not None else "–"
     if row["std"] is not None:
         text += f" ± {row['std']:.3f}"
-    tests = [f"{short} p={row[f'p_vs_{name}']:.3g}" for name, short in (("base", "b"), ("adjusted", "a"))
-             if row.get(f"p_vs_{name}") is not None]  # fmt: skip
+    tests = []
+    for name, short in (("base", "b"), ("adjusted", "a")):
+        seeds, why_not, examples = (row.get(column) for column in p_columns(name))
+        shown = [f"p_seeds={seeds:.3g}"] if seeds is not None else ["p_seeds=n/a"] if why_not else []
+        shown += [f"p={examples:.3g}"] if examples is not None else []
+        if shown:
+            tests.append(f"{short} " + " ".join(shown))
     return text + (f" ({', '.join(tests)})" if tests else "")
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from xlray import result_names as names
 from xlray.tasks.heads import TaskModel, pad_batch, to_device
 from xlray.tasks.metrics import TaskScore
 
@@ -22,15 +23,28 @@ INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 @dataclass
 class LangResult:
-    """Scores of one language with the per-example outcomes behind them (``example_ids`` in outcome order)."""
+    """Scores of one language with the per-example outcomes behind them (``example_ids`` in outcome order).
+
+    ``dev``: the same metrics on the task's dev split (the split a sweep tunes on), reported as ``dev_<metric>``;
+    their outcomes are not kept, since paired tests compare conditions on the test split.
+    """
 
     language: str
     metrics: list[TaskScore]
     example_ids: list[str]
     counts: dict[str, int] = field(default_factory=dict)  # e.g. truncated inputs, so nothing goes uncounted
+    dev: list[TaskScore] = field(default_factory=list)
 
     def scores(self) -> dict[str, float]:
-        return {m.name: m.score for m in self.metrics}
+        return {m.name: m.score for m in self.metrics} | {names.dev(m.name): m.score for m in self.dev}
+
+
+def with_dev(result: LangResult, dev: LangResult | None) -> LangResult:
+    """The test split's ``result`` with the dev split's scores and counts (``dev_<count>``) beside it."""
+    if dev is not None:
+        result.dev = dev.metrics
+        result.counts.update({names.dev(k): v for k, v in dev.counts.items()})
+    return result
 
 
 def sample(items: list[T], limit: int | None, seed: int = 0) -> list[T]:

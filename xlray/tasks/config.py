@@ -9,20 +9,33 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from xlray.configs import ModelConfig, Strict, TrackingConfig
 
 Files = dict[str, dict[str, str | list[str]]]  # context (train / test) -> dataset name -> file or files
 
 
-def train_and_test(kind: str, train: str, test: str, languages: list[str]) -> Files:
-    """The files a task with an English training file and a test file (per language if it has ``{lang}``) reads."""
-    if "{lang}" in test:
-        tests = {f"{kind} test {lang}": test.replace("{lang}", lang) for lang in languages}
-    else:
-        tests = {f"{kind} test": test}
-    return {"train": {f"{kind} train": train}, "test": tests}
+def train_and_test(kind: str, train: str, test: str, languages: list[str], dev: str | None = None) -> Files:
+    """The files a task with an English training file, a test file and optionally a dev file (each per language
+    if it has ``{lang}``) reads."""
+    files = {"train": {f"{kind} train": train}, "test": per_language(kind, "test", test, languages)}
+    if dev is not None:
+        files["dev"] = per_language(kind, "dev", dev, languages)
+    return files
+
+
+def per_language(kind: str, split: str, path: str, languages: list[str]) -> dict[str, str]:
+    if "{lang}" in path:
+        return {f"{kind} {split} {lang}": path.replace("{lang}", lang) for lang in languages}
+    return {f"{kind} {split}": path}
+
+
+def needs_lang(path: str | None) -> str | None:
+    """A per-language file pattern must hold ``{lang}``."""
+    if path is not None and "{lang}" not in path:
+        raise ValueError(f"{path!r} needs a {{lang}} placeholder")
+    return path
 
 
 class NliTask(Strict):
@@ -31,6 +44,11 @@ class NliTask(Strict):
     kind: Literal["nli"]
     train: str = Field(description="English training TSV (MultiNLI layout, e.g. multinli.train.en.tsv)")
     test: str = Field(description="XNLI-layout TSV with a language column (e.g. xnli.test.tsv)")
+    dev: str | None = Field(
+        None,
+        description="XNLI-layout dev TSV with a language column (xnli.dev.tsv): scored beside the test split as "
+        "dev_accuracy, the score a sweep should tune on; None: no dev split",
+    )
     lr: float = Field(5e-5, gt=0)
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -38,9 +56,14 @@ class NliTask(Strict):
     pooling: Literal["auto", "first", "mean"] = Field(
         "auto", description="auto: the first token ([CLS], <s>) if the tokenizer has one, else the mean (mT5)"
     )
+    pretrained_pooler: bool = Field(
+        True,
+        description="where the family has a pretrained pooler (BERT), classify through it as "
+        "AutoModelForSequenceClassification does (Efimov); false: a fresh dense + tanh head",
+    )
 
     def inputs(self, languages: list[str]) -> Files:
-        return train_and_test(self.kind, self.train, self.test, languages)
+        return train_and_test(self.kind, self.train, self.test, languages, self.dev)
 
 
 class NerTask(Strict):
@@ -49,14 +72,21 @@ class NerTask(Strict):
     kind: Literal["ner"]
     train: str = Field(description="English IOB file (e.g. panx/train-en.tsv)")
     test: str = Field(description="IOB file per language with a {lang} placeholder (e.g. panx/test-{lang}.tsv)")
+    dev: str | None = Field(
+        None,
+        description="IOB dev file per language with a {lang} placeholder (panx/dev-{lang}.tsv): scored beside the "
+        "test split as dev_entity_f1, the score a sweep should tune on; None: no dev split",
+    )
     entity_types: list[str] = Field(default_factory=lambda: ["PER", "LOC", "ORG"], min_length=1)
     lr: float = Field(2e-5, gt=0)
     epochs: int = Field(3, ge=1)
     batch_size: int = Field(32, ge=1)
     max_length: int = Field(128, gt=8, description="words past the limit are cut whole, predicted O and counted")
 
+    _dev_per_language = field_validator("dev")(needs_lang)
+
     def inputs(self, languages: list[str]) -> Files:
-        return train_and_test(self.kind, self.train, self.test, languages)
+        return train_and_test(self.kind, self.train, self.test, languages, self.dev)
 
 
 class QaTask(Strict):
@@ -65,6 +95,12 @@ class QaTask(Strict):
     kind: Literal["qa"]
     train: str = Field(description="SQuAD v1.1 JSON (e.g. squad/train-v1.1.json)")
     test: str = Field(description="SQuAD-layout JSON per language with a {lang} placeholder (xquad.{lang}.json)")
+    dev: str | None = Field(
+        None,
+        description="SQuAD-layout dev JSON per language with a {lang} placeholder (MLQA: "
+        "dev-context-{lang}-question-{lang}.json; XQuAD has none): scored beside the test split as dev_exact_match "
+        "and dev_f1, the scores a sweep should tune on; None: no dev split",
+    )
     lr: float = Field(3e-5, gt=0)
     epochs: int = Field(2, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -73,11 +109,15 @@ class QaTask(Strict):
     max_answer_tokens: int = Field(30, ge=1)
     n_best: int = Field(20, ge=1, description="start and end candidates per window in span decoding")
     skip_bad_answers: bool = Field(
-        False, description="skip (and count) questions whose answer is not at its offset; default: error"
+        False,
+        description="skip (and count) training questions whose answer is not at its offset; default: error. "
+        "Test questions are always kept: EM/F1 compare answer texts, never offsets",
     )
 
+    _dev_per_language = field_validator("dev")(needs_lang)
+
     def inputs(self, languages: list[str]) -> Files:
-        return train_and_test(self.kind, self.train, self.test, languages)
+        return train_and_test(self.kind, self.train, self.test, languages, self.dev)
 
 
 class XsrTask(Strict):
@@ -106,7 +146,9 @@ class TrainConfig(Strict):
 
     weight_decay: float = Field(0.0, ge=0)
     warmup_ratio: float = Field(0.0, ge=0, le=1)
-    max_grad_norm: float | None = Field(1.0, gt=0, description="clip gradients to this norm; None: no clipping")
+    max_grad_norm: float | None = Field(
+        None, gt=0, description="clip gradients to this norm; None: no clipping (Efimov et al. do not clip)"
+    )
     max_train_examples: int | None = Field(None, ge=1, description="use a seeded sample of the training set")
     eval_batch_size: int = Field(64, ge=1)
     mixed_precision: Literal["no", "bf16"] = Field("no", description="autocast; weights stay fp32")
@@ -118,7 +160,9 @@ class ContinualConfig(Strict):
     """Continual learning (Efimov et al.): task loss + align_weight * alignment + base_weight * regulariser.
 
     The alignment loss is `xlray adjust`'s, on aligned pairs that `xlray adjust` wrote (its ``pairs.parquet``;
-    the training split is the pool). The regulariser keeps English states near the frozen reference model f0.
+    the training split is the pool). The regulariser keeps English states near the frozen original model f0:
+    ``reference``, or by default the model that the starting checkpoint was adjusted from (its
+    ``adjust_config.yaml``), or the starting checkpoint itself when `xlray adjust` did not write it.
     """
 
     enabled: bool = False
@@ -132,7 +176,12 @@ class ContinualConfig(Strict):
     pooling: Literal["first", "last", "mean"] = Field("mean", description="subword -> word vectors")
     target: Literal["trainable", "frozen"] = Field("trainable", description="English side: trained model or f0")
     anchors: bool = Field(True, description="also align the special tokens of both sides")
-    reference: ModelConfig | None = Field(None, description="frozen original model f0; default: the starting model")
+    reference: ModelConfig | None = Field(
+        None,
+        description="frozen original model f0; default: the model an `xlray adjust` checkpoint was adjusted from, "
+        "else the starting model (then the original itself)",
+    )
+    reg_specials: bool = Field(True, description="the regulariser also holds the special tokens (Efimov)")
 
     @model_validator(mode="after")
     def _pairs_when_enabled(self) -> ContinualConfig:
@@ -142,12 +191,20 @@ class ContinualConfig(Strict):
 
 
 class SignificanceConfig(Strict):
-    """Paired tests of this condition against earlier `xlray evaluate` runs on the same examples."""
+    """Tests of this condition against earlier `xlray evaluate` runs on the same examples: over seeds (Welch's t
+    on per-seed scores, seed variance in its null) and over examples for this set of seeds (``method``)."""
 
     compare_with: dict[str, str] = Field(
         default_factory=dict, description="condition name -> output_dir of an earlier evaluate run"
     )
-    method: Literal["bootstrap", "permutation"] = "bootstrap"
+    seed_test: Literal["auto", "welch"] = Field(
+        "auto",
+        description="auto: Welch's t over seeds where both conditions have >= 3 seeds, else missing with a reason; "
+        "welch: required, so fewer than 3 seeds here is a config error",
+    )
+    method: Literal["bootstrap", "permutation"] = Field(
+        "bootstrap", description="paired test over examples (outcomes averaged over seeds; seeds held fixed)"
+    )
     n_resamples: int = Field(10_000, ge=100)
     seed: int = 0
 
@@ -177,4 +234,19 @@ class EvaluateConfig(Strict):
             raise ValueError(f"task.test: {test!r} needs a {{lang}} placeholder")
         if self.task.kind == "xsr" and self.continual.enabled:
             raise ValueError("continual.enabled: XSR has no training, so there is nothing to learn continually")
+        return self
+
+    @model_validator(mode="after")
+    def _seeds_for_seed_test(self) -> EvaluateConfig:
+        if self.significance.seed_test != "welch":
+            return self
+        from xlray.stats import MIN_SEEDS  # here, so loading a config does not import numpy
+
+        runs = 1 if self.task.kind == "xsr" else len(self.seeds)  # XSR has no training: it runs once
+        if runs < MIN_SEEDS:
+            why = "XSR runs once (no training)" if self.task.kind == "xsr" else f"seeds has {runs}"
+            raise ValueError(
+                f"significance.seed_test: 'welch' needs at least {MIN_SEEDS} seeds, but {why}; "
+                "add seeds or set it to 'auto'"
+            )
         return self

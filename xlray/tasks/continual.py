@@ -1,7 +1,7 @@
 """Continual learning: every task step also takes an alignment batch from the aligned-pair pool (Efimov et al.).
 
 loss = task + align_weight * L_align + base_weight * L_reg, with `xlray adjust`'s loss on pairs drawn with
-replacement from the pool, and L_reg against a frozen reference model f0 (by default the starting checkpoint).
+replacement from the pool, and L_reg against the frozen original model f0 (see :func:`reference_config`).
 
 The papers' weights (0.01 and 1) are relative to the task's cross-entropy and apply to ``F.mse_loss``, the mean
 over words *and hidden units*; `xlray adjust`'s parts are per-word squared distances (summed over hidden units),
@@ -11,19 +11,43 @@ mBERT) and swamp the task gradient.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
+from pydantic import ValidationError
 
-from xlray.errors import XlrayError
+from xlray.configs import ModelConfig
+from xlray.errors import XlrayError, one_line
 from xlray.models import LoadedModel, encoder_of, load_model
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.train import ExtraLoss
 
+ADJUST_RECORD = "adjust_config.yaml"  # the config `xlray adjust` saves into its checkpoint (xlray.adjust.run)
+
+
+def reference_config(cfg: EvaluateConfig) -> ModelConfig:
+    """f0: ``continual.reference``; else the model the starting checkpoint was adjusted from, as its
+    ``adjust_config.yaml`` says; else the starting checkpoint, which `xlray adjust` then did not write (the
+    original). Never the adjusted model itself: the regulariser must pull English back to the original."""
+    if cfg.continual.reference is not None:
+        return cfg.continual.reference
+    record = Path(cfg.model.name) / ADJUST_RECORD
+    if not record.is_file():
+        return cfg.model
+    try:
+        return ModelConfig.model_validate(yaml.safe_load(record.read_text(encoding="utf-8"))["model"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:
+        raise XlrayError(
+            f"{record}: cannot read the model {cfg.model.name} was adjusted from ({one_line(exc)}); "
+            "set continual.reference to the original model"
+        ) from None
+
 
 def reference_model(cfg: EvaluateConfig, device: str) -> LoadedModel:
-    """The frozen f0: ``continual.reference`` or the starting checkpoint, in float32 and without gradients."""
-    ref = (cfg.continual.reference or cfg.model).model_copy(update={"dtype": "float32"})
+    """The frozen f0 of :func:`reference_config`, in float32 and without gradients."""
+    ref = reference_config(cfg).model_copy(update={"dtype": "float32"})
     original = load_model(ref, device)
     original.model.requires_grad_(False).eval()
     return original
@@ -44,7 +68,9 @@ def alignment_terms(cfg: EvaluateConfig, lm: LoadedModel, seed: int) -> tuple[Ex
     original = reference_model(cfg, str(lm.device))
     if original.tokenizer.get_vocab() != lm.tokenizer.get_vocab():
         raise XlrayError(f"continual.reference: {original.cfg.name} has another vocabulary than {lm.cfg.name}")
-    loss_cfg = LossConfig(layer=c.layer, pooling=c.pooling, target=c.target, anchors=c.anchors, reg_lambda=1.0)
+    loss_cfg = LossConfig(
+        layer=c.layer, pooling=c.pooling, target=c.target, anchors=c.anchors, reg_specials=c.reg_specials, reg_lambda=1
+    )
     encoder, frozen = encoder_of(lm), encoder_of(original)
     rng = np.random.default_rng(seed)
 

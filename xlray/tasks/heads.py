@@ -1,8 +1,9 @@
 """Task heads on a multilingual encoder: sequence classification, token classification and span extraction.
 
 The encoder is the loaded base model (``LoadedModel.model``); for mT5 only its encoder runs. Heads read the
-family's last layer from :func:`xlray.models.layer_states`. Heads are fresh, small modules; ``TaskModel`` holds
-encoder and head so that one optimiser trains both.
+family's last layer from :func:`xlray.models.layer_states`. Heads are fresh, small modules, except that
+:class:`PoolerHead` reuses the checkpoint's pretrained pooler; ``TaskModel`` holds encoder and head so that one
+optimiser trains both.
 """
 
 from __future__ import annotations
@@ -33,6 +34,21 @@ class ClassificationHead(nn.Module):
             weights = mask.unsqueeze(-1).to(states.dtype)
             pooled = (states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
         return self.out(self.dropout(torch.tanh(self.dense(self.dropout(pooled)))))
+
+
+class PoolerHead(nn.Module):
+    """The checkpoint's own pooler (first token -> dense + tanh) -> dropout -> labels, as
+    ``AutoModelForSequenceClassification`` builds it for BERT; the pooler is the encoder's module, trained with it."""
+
+    def __init__(self, pooler: nn.Module, hidden: int, n_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.pooler = pooler
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden, n_labels)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[batch, tokens, hidden] -> [batch, labels]."""
+        return self.out(self.dropout(self.pooler(states)))
 
 
 class TokenHead(nn.Module):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from xlray.models import LoadedModel
-from xlray.tasks.common import LangResult, predict, sample
+from xlray.tasks.common import LangResult, predict, sample, with_dev
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.formats import TaggedSentence, iob_tags, read_iob
 from xlray.tasks.heads import TaskModel, TokenHead
@@ -26,15 +26,23 @@ class NerData:
     labels: tuple[str, ...]
     train: list[TaggedSentence]
     test: dict[str, list[TaggedSentence]]
+    dev: NerData | None = None  # the dev split as data of its own (its ``test``), scored as the test split is
 
 
 def load(cfg: EvaluateConfig) -> NerData:
-    """English training sentences and every target language's test sentences; tags are checked by the reader."""
+    """English training sentences, every target language's test sentences and, if the task names them, dev
+    sentences; tags are checked by the reader."""
     task = cfg.task
+    labels = iob_tags(task.entity_types)
     train = sample(list(read_iob(task.train, task.entity_types)), cfg.train.max_train_examples)
-    paths = {lang: task.test.replace("{lang}", lang) for lang in cfg.languages}
-    test = {lang: list(read_iob(path, task.entity_types)) for lang, path in paths.items()}
-    return NerData(iob_tags(task.entity_types), train, test)
+    dev = NerData(labels, [], by_language(task.dev, cfg)) if task.dev else None
+    return NerData(labels, train, by_language(task.test, cfg), dev)
+
+
+def by_language(pattern: str, cfg: EvaluateConfig) -> dict[str, list[TaggedSentence]]:
+    """The sentences of each language's file (``{lang}`` in ``pattern``)."""
+    paths = {lang: pattern.replace("{lang}", lang) for lang in cfg.languages}
+    return {lang: list(read_iob(path, cfg.task.entity_types)) for lang, path in paths.items()}
 
 
 def first_subwords(word_ids: list[int]) -> dict[int, int]:
@@ -94,4 +102,5 @@ def evaluate(cfg: EvaluateConfig, lm: LoadedModel, model: TaskModel, data: NerDa
         "truncated": sum(len(f) < len(s.tokens) for s, f in zip(sentences, firsts, strict=True)),
         "words_predicted_O_unseen": unscored,
     }
-    return LangResult(lang, [result], [f"{lang}:{s.line}" for s in sentences], counts)
+    dev = evaluate(cfg, lm, model, data.dev, lang) if data.dev else None
+    return with_dev(LangResult(lang, [result], [f"{lang}:{s.line}" for s in sentences], counts), dev)

@@ -1,4 +1,4 @@
-"""Per-example outcomes as Parquet, and paired significance between conditions computed from them.
+"""Per-example outcomes as Parquet, and significance between conditions computed from them.
 
 Each seed of an `xlray evaluate` run writes ``seed-<s>/outcomes.parquet``: one row per (language, metric,
 example) with the example's outcome (a list: ``[hit]``, ``[f1]``, or ``[tp, predicted, gold]`` for entity F1), so
@@ -30,6 +30,9 @@ SCHEMA = {
     "outcome": pl.List(pl.Float64),
 }
 STATISTICS = {"entity_f1": f1_statistic}  # metric -> statistic over outcomes; default: the mean
+# compare_runs' columns whose values may all be missing (None), typed so frames concatenate
+NULLABLE = {"p_value_seeds": pl.Float64, "seeds_df": pl.Float64, "seeds_ci_low": pl.Float64,
+            "seeds_ci_high": pl.Float64, "p_value_seeds_missing": pl.String}  # fmt: skip
 
 
 def outcome_frame(results: Iterable[LangResult], condition: str, task: str, seed: int) -> pl.DataFrame:
@@ -75,9 +78,14 @@ def runs_of(frame: pl.DataFrame, language: str, metric: str) -> tuple[list[np.nd
 def compare_runs(
     a: pl.DataFrame, b: pl.DataFrame, method: str = "bootstrap", n_resamples: int = 10_000, seed: int = 0
 ) -> pl.DataFrame:
-    """Condition A against B per (language, metric) they share: mean, std and n over seeds of each, delta, p-value.
+    """Condition A against B per (language, metric) they share: mean, std and n over seeds of each, and two tests
+    (``xlray.stats.compare_conditions``).
 
-    Outcomes are averaged over seeds per example before the paired test (``xlray.stats.compare_conditions``).
+    Over seeds (seed variance in the null): ``p_value_seeds`` (Welch's t on per-seed scores, ``seeds_test``),
+    ``seeds_df``, ``seeds_ci_low``/``seeds_ci_high`` (95% CI of a_mean - b_mean); all None, with the reason in
+    ``p_value_seeds_missing``, when a condition has fewer than 3 seeds.
+    Over examples, for this set of seeds (outcomes averaged over seeds per example, seeds held fixed): ``delta``,
+    ``p_value``, ``ci_low``/``ci_high``, ``method`` (bootstrap or permutation), ``n_examples``.
     """
     rows = []
     shared = ["language", "metric"]
@@ -103,6 +111,12 @@ def compare_runs(
                 "b_mean": cmp.b.mean,
                 "b_std": cmp.b.std,
                 "b_seeds": cmp.b.n,
+                "p_value_seeds": cmp.seeds.p_value,
+                "p_value_seeds_missing": cmp.seeds.missing,
+                "seeds_test": cmp.seeds.method,
+                "seeds_df": cmp.seeds.df,
+                "seeds_ci_low": cmp.seeds.ci_low,
+                "seeds_ci_high": cmp.seeds.ci_high,
                 "delta": cmp.test.delta,
                 "p_value": cmp.test.p_value,
                 "ci_low": cmp.test.ci_low,
@@ -111,4 +125,4 @@ def compare_runs(
                 "n_examples": len(a_ids),
             }
         )
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema_overrides=NULLABLE if rows else None)

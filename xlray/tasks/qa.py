@@ -16,11 +16,13 @@ import torch.nn.functional as F
 
 from xlray.errors import XlrayError
 from xlray.models import LoadedModel
-from xlray.tasks.common import LangResult, predict, sample
+from xlray.tasks.common import LangResult, predict, sample, with_dev
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.formats import QAExample, ReadStats, read_squad
+from xlray.tasks.formats.squad import bad_answer, iter_raw, load_json
 from xlray.tasks.heads import SpanHead, TaskModel
 from xlray.tasks.metrics import squad_em_f1
+from xlray.textio import existing_file
 
 Offsets = list[tuple[int, int] | None]  # per token: (start, end) characters in the context; None outside it
 
@@ -30,7 +32,9 @@ class QaData:
     train: list[QAExample]
     test: dict[str, list[QAExample]]
     paths: dict[str, str] = field(default_factory=dict)  # "train" and each language -> file
-    skipped: dict[str, int] = field(default_factory=dict)  # questions skipped for a misplaced answer, per file
+    skipped: dict[str, int] = field(default_factory=dict)  # training questions skipped for a misplaced answer
+    off_offset: dict[str, int] = field(default_factory=dict)  # per language: test answers not at their offset, kept
+    dev: QaData | None = None  # the dev split as data of its own (its ``test``), scored as the test split is
 
 
 @dataclass
@@ -48,13 +52,42 @@ def read(path: str, skip_bad: bool, key: str, data: QaData) -> list[QAExample]:
     return examples
 
 
+def read_test(path: str, lang: str, data: QaData) -> list[QAExample]:
+    """A test file's questions, all kept: EM/F1 compare answer texts, never offsets, so an answer that is not at
+    its offset is counted, not dropped. A repeated id or a question without answers is still an error."""
+    file, seen, examples = existing_file(path), set(), []
+    for ex in iter_raw(load_json(file), file):
+        if ex.id in seen:
+            raise XlrayError(f"{file}: question id {ex.id!r} occurs twice")
+        seen.add(ex.id)
+        problem = bad_answer(ex.context, ex.answers)
+        if not ex.answers:
+            raise XlrayError(f"{file}: question {ex.id!r}: {problem}")
+        data.off_offset[lang] = data.off_offset.get(lang, 0) + (problem is not None)
+        examples.append(ex)
+    data.paths[lang] = path
+    return examples
+
+
 def load(cfg: EvaluateConfig) -> QaData:
-    """Training questions and every target language's questions; misplaced answers are errors unless skipped."""
+    """Training questions (a misplaced answer is an error, or skipped with ``task.skip_bad_answers``) and every
+    target language's questions (all kept; see :func:`read_test`)."""
     task, data = cfg.task, QaData([], {})
     data.train = sample(read(task.train, task.skip_bad_answers, "train", data), cfg.train.max_train_examples)
     for lang in cfg.languages:
-        data.test[lang] = read(task.test.replace("{lang}", lang), task.skip_bad_answers, lang, data)
+        data.test[lang] = read_test(task.test.replace("{lang}", lang), lang, data)
+    data.dev = load_dev(cfg)
     return data
+
+
+def load_dev(cfg: EvaluateConfig) -> QaData | None:
+    """The dev split (``task.dev``, e.g. MLQA's dev files) read as the test files are, or None without one."""
+    if cfg.task.dev is None:
+        return None
+    dev = QaData([], {})
+    for lang in cfg.languages:
+        dev.test[lang] = read_test(cfg.task.dev.replace("{lang}", lang), lang, dev)
+    return dev
 
 
 def window_size(cfg: EvaluateConfig, lm: LoadedModel) -> int:
@@ -186,6 +219,7 @@ def evaluate(cfg: EvaluateConfig, lm: LoadedModel, model: TaskModel, data: QaDat
         "examples": len(examples),
         "windows": len(windows),
         "no_valid_span": no_span,
-        "skipped": data.skipped.get(lang, 0),
+        "answers_not_at_offset": data.off_offset.get(lang, 0),
     }
-    return LangResult(lang, [em, f1], ids, counts)
+    dev = evaluate(cfg, lm, model, data.dev, lang) if data.dev else None
+    return with_dev(LangResult(lang, [em, f1], ids, counts), dev)

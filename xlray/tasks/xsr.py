@@ -1,5 +1,5 @@
 """Tatoeba sentence retrieval (XSR): no training; each foreign sentence retrieves its English translation by cosine
-similarity of pooled states from one layer (mean over the attended tokens, or the first token)."""
+similarity of pooled states from one layer (mean over the attended tokens, or the first token), in float32."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from xlray.errors import XlrayError
-from xlray.models import LoadedModel, layer_states
+from xlray.models import LoadedModel, layer_states, load_model
 from xlray.tasks.common import LangResult
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.formats import SentencePair, read_tatoeba, tatoeba_paths
@@ -43,11 +43,21 @@ def check(cfg: EvaluateConfig, lm: LoadedModel) -> None:
         raise XlrayError(f"task.pooling: cls needs a [CLS]-like first token, which {lm.cfg.name} lacks; use mean")
 
 
+def full_precision(lm: LoadedModel) -> None:
+    """Reload ``lm``'s weights in float32 (once) unless they are: in bf16, near-ties in top-1 flip. XSR does not
+    train, so `xlray evaluate` loads the checkpoint as configured, and ``dtype: auto`` is bf16 on a GPU."""
+    if all(p.dtype == torch.float32 for p in lm.model.parameters()):
+        return
+    full = load_model(lm.cfg.model_copy(update={"dtype": "float32"}), str(lm.device))
+    lm.model, lm.cfg = full.model, full.cfg
+
+
 @torch.no_grad()
 def embed(
     lm: LoadedModel, sentences: list[str], layer: int, pooling: str, batch_size: int, max_length: int
 ) -> np.ndarray:
-    """Pooled states [sentences, hidden] of one layer (hidden-state index: 0 = embeddings)."""
+    """Pooled states [sentences, hidden] of one layer (hidden-state index: 0 = embeddings), from float32 weights."""
+    full_precision(lm)
     out = []
     for start in range(0, len(sentences), batch_size):
         inputs = lm.tokenizer(

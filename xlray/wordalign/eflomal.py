@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 from xlray.errors import XlrayError
@@ -52,8 +52,9 @@ def word_align(
     if not keep:
         return links
     fwd, rev = run_eflomal(
-        [src[i] for i in keep],
-        [tgt[i] for i in keep],
+        [" ".join(src[i]) for i in keep],
+        [" ".join(tgt[i]) for i in keep],
+        len(keep),
         model=model,
         n_samplers=n_samplers,
         rel_iterations=rel_iterations,
@@ -79,43 +80,67 @@ def check_tokens(sents: Sequence[Sequence[str]], side: str) -> None:
             )
 
 
+def word_align_files(
+    src: Path,
+    tgt: Path,
+    n_sents: int,
+    rows: Collection[int],
+    *,
+    model: int = 3,
+    n_samplers: int = 3,
+    rel_iterations: float = 1.0,
+    null_prior: float = 0.2,
+) -> list[list[Link]]:
+    """Align every pair of two line-parallel files and return the links of the pairs at ``rows`` only.
+
+    The files hold ``n_sents`` sentences of space-separated words, none empty (the caller writes them). eflomal
+    learns from all of them, while only the wanted rows' links are read back into Python. Links are as
+    :func:`word_align`'s: forward and reverse intersected, one-to-one, sorted; returned in row order.
+    """
+    if model not in (1, 2, 3):
+        raise XlrayError(f"word_align: model: expected 1, 2 or 3, got {model}")
+    wanted = set(rows)
+    with open(src, encoding="utf-8", newline="\n") as fs, open(tgt, encoding="utf-8", newline="\n") as ft:
+        opts = {"model": model, "n_samplers": n_samplers, "rel_iterations": rel_iterations, "null_prior": null_prior}
+        fwd, rev = run_eflomal(fs, ft, n_sents, wanted, **opts)
+    return [one_to_one(set(f) & set(r)) for f, r in zip(fwd, rev, strict=True)]
+
+
 def run_eflomal(
-    src: Sequence[Sequence[str]],
-    tgt: Sequence[Sequence[str]],
+    src: Iterable[str],
+    tgt: Iterable[str],
+    n_sents: int,
+    rows: Collection[int] | None = None,
     *,
     model: int,
     n_samplers: int,
     rel_iterations: float,
     null_prior: float,
 ) -> tuple[list[list[Link]], list[list[Link]]]:
-    """Run the eflomal binary once; returns the forward and reverse links per sentence pair."""
+    """Run the eflomal binary once on ``n_sents`` pairs of space-joined sentences (lists or open files); returns
+    the forward and reverse links per pair, of every pair or of the pairs at ``rows`` (in row order)."""
     import eflomal
 
     aligner = eflomal.Aligner(model=model, n_samplers=n_samplers, rel_iterations=rel_iterations, null_prior=null_prior)
     with tempfile.TemporaryDirectory(prefix="xlray-eflomal-") as tmp:
         fwd_path, rev_path = Path(tmp) / "fwd", Path(tmp) / "rev"
-        aligner.align(
-            [" ".join(s) for s in src],
-            [" ".join(t) for t in tgt],
-            links_filename_fwd=str(fwd_path),
-            links_filename_rev=str(rev_path),
-            quiet=True,
-        )
-        return read_links(fwd_path, len(src)), read_links(rev_path, len(src))
+        aligner.align(src, tgt, links_filename_fwd=str(fwd_path), links_filename_rev=str(rev_path), quiet=True)
+        return read_links(fwd_path, n_sents, rows), read_links(rev_path, n_sents, rows)
 
 
-def read_links(path: Path, n_sents: int) -> list[list[Link]]:
-    """Parse eflomal's Pharaoh-format output (``i-j`` per link, one line per sentence pair)."""
+def read_links(path: Path, n_sents: int, rows: Collection[int] | None = None) -> list[list[Link]]:
+    """Parse eflomal's Pharaoh-format output (``i-j`` per link, one line per sentence pair), streamed: every
+    line's links, or those of the lines at ``rows`` only."""
     # eflomal's Python wrapper ignores the binary's exit status, so a crash shows up as missing output.
     if not path.is_file():
         raise XlrayError("word_align: eflomal wrote no links file; run `eflomal-align --help` to check it")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if len(lines) != n_sents:
-        raise XlrayError(f"word_align: eflomal wrote {len(lines)} link lines for {n_sents} sentence pairs")
-    out = []
-    for line in lines:
-        pairs = (item.split("-") for item in line.split())
-        out.append([(int(i), int(j)) for i, j in pairs])
+    out, count = [], 0
+    with open(path, encoding="utf-8") as fh:
+        for count, line in enumerate(fh, 1):
+            if rows is None or count - 1 in rows:
+                out.append([(int(i), int(j)) for i, j in (item.split("-") for item in line.split())])
+    if count != n_sents:
+        raise XlrayError(f"word_align: eflomal wrote {count} link lines for {n_sents} sentence pairs")
     return out
 
 

@@ -28,6 +28,7 @@ class WorldConfig(Strict):
     negation_rate: float = Field(0.15, ge=0, le=1)
     task_train: int = Field(600, ge=10, description="English training examples per task")
     task_test: int = Field(150, ge=10, description="Test examples per task and language")
+    task_dev: int = Field(100, ge=10, description="Dev examples per task and language (the split to tune on)")
 
     @field_validator("languages")
     @classmethod

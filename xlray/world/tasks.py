@@ -1,7 +1,7 @@
-"""Synthetic zero-shot task data in the real public formats: XNLI, WikiANN, Tatoeba and SQuAD/XQuAD.
+"""Synthetic zero-shot task data in the real public formats: XNLI, WikiANN, Tatoeba and SQuAD/XQuAD/MLQA.
 
-English gets training data; every language gets test data rendered from the same distribution, so a model
-fine-tuned on English can be evaluated zero-shot exactly as on the real benchmarks.
+English gets training data; every language gets test and dev data rendered from the same distribution, so a
+model fine-tuned on English can be evaluated zero-shot exactly as on the real benchmarks, and tuned on dev.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def qa_paragraph(rng: random.Random, lang: Language, n_sentences: int = 3) -> tu
 
 
 def write_tasks(world, out: Path) -> None:  # world: xlray.world.build.World (not imported: avoids a cycle)
-    """Write XNLI, WikiANN, Tatoeba and SQuAD/XQuAD files for the world under ``out``."""
+    """Write XNLI, WikiANN, Tatoeba and SQuAD/XQuAD files, and XNLI, WikiANN and MLQA dev files, under ``out``."""
     from xlray.tasks.formats.iob import TaggedSentence, write_iob
     from xlray.tasks.formats.squad import Answer, QAExample, write_squad
     from xlray.tasks.formats.tatoeba import write_tatoeba
@@ -73,8 +73,9 @@ def write_tasks(world, out: Path) -> None:  # world: xlray.world.build.World (no
     cfg, src = world.cfg, world.cfg.source
     langs = world.languages
     rng = random.Random(f"{cfg.seed}:tasks")
+    dev_rng = random.Random(f"{cfg.seed}:tasks-dev")  # its own stream: the dev files left the other files unchanged
 
-    def nli(code: str, n: int, purpose: str) -> list[NliExample]:
+    def nli(code: str, n: int, purpose: str, rng: random.Random = rng) -> list[NliExample]:
         return [
             NliExample(*nli_example(m, rng, langs[code]), language=code)
             for m in world.meanings(purpose, n, negation=0.0)
@@ -83,7 +84,7 @@ def write_tasks(world, out: Path) -> None:  # world: xlray.world.build.World (no
     def ner(code: str, n: int, purpose: str) -> list[TaggedSentence]:
         return [TaggedSentence(*map(tuple, ner_example(m, langs[code]))) for m in world.meanings(purpose, n)]
 
-    def qa(code: str, n_paragraphs: int) -> list[QAExample]:
+    def qa(code: str, n_paragraphs: int, rng: random.Random = rng) -> list[QAExample]:
         examples = []
         for p in range(n_paragraphs):
             context, qas = qa_paragraph(rng, langs[code])
@@ -104,6 +105,16 @@ def write_tasks(world, out: Path) -> None:  # world: xlray.world.build.World (no
     write_squad(out / "squad" / "train-v1.1.json", qa(src, cfg.task_train // 3))
     for code in langs:
         write_squad(out / "xquad" / f"xquad.{code}.json", qa(code, cfg.task_test // 3))
+    # Dev splits, named as the real ones (XTREME's xnli.dev.tsv and panx/dev-<lang>.tsv, MLQA's dev folder): the
+    # split a sweep tunes on, so that the test split is only reported.
+    write_xnli(
+        out / "xnli" / "xnli.dev.tsv",
+        [ex for code in langs for ex in nli(code, cfg.task_dev, f"nli-dev-{code}", dev_rng)],
+    )
+    for code in langs:
+        write_iob(out / "panx" / f"dev-{code}.tsv", ner(code, cfg.task_dev, f"ner-dev-{code}"), lang=code)
+        dev_qa = qa(code, cfg.task_dev // 3, dev_rng)
+        write_squad(out / "mlqa" / "dev" / f"dev-context-{code}-question-{code}.json", dev_qa)
     for code in world.targets:
         pairs = [
             (sentence(world.render(m, code)), sentence(world.render(m, src)))
