@@ -21,14 +21,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from xlray.textio import is_file, open_binary
+from xlray.textio import is_file, is_uri, open_binary, open_fs
 
 FILE_MODE = 0o644  # mkstemp creates 0o600; outputs are for others to read too
-
-
-def is_uri(path: str | Path) -> bool:
-    """A target reached through a pyarrow filesystem (``s3://``, ``gs://``, ``file://``), not a local path."""
-    return "://" in str(path)
 
 
 @contextmanager
@@ -76,7 +71,7 @@ def upload(local: Path, uri: str) -> None:
     """Copy a finished local file or folder to a URI through its pyarrow filesystem."""
     from pyarrow import fs as pafs
 
-    filesystem, inner = pafs.FileSystem.from_uri(uri)
+    filesystem, inner = open_fs(uri)
     folder = inner if local.is_dir() else inner.rstrip("/").rpartition("/")[0]
     if folder:
         filesystem.create_dir(folder, recursive=True)

@@ -54,7 +54,7 @@ def ray_failure(exc: BaseException, stage: str, actor_start: str | None = None) 
     if user is not None:
         return user
     if actor_start is not None:
-        return XlrayError(f"{stage}: actors could not start: {actor_start}")
+        return actors_could_not_start(stage, actor_start)
     detail = "".join(traceback.format_exception(exc))
     died = next((e for e in causes(exc) if type(e).__name__ in DEATHS), None)
     if died is None:
@@ -64,6 +64,11 @@ def ray_failure(exc: BaseException, stage: str, actor_start: str | None = None) 
     chunk = last_chunk(pid) if pid else None
     where = f"chunk {chunk}" if chunk else (f"a worker (pid {pid})" if pid else "a worker")
     return RunFailure(f"{stage}: {where} failed: {death_cause(died)}{log_hint(pid, ip)}", detail)
+
+
+def actors_could_not_start(stage: str, why: str) -> XlrayError:
+    """The error for a stage whose actors did not start in time, with ``why`` (no such resource, or held)."""
+    return XlrayError(f"{stage}: actors could not start: {why}")
 
 
 DEATHS = {"ActorDiedError", "ActorUnavailableError", "RayActorError", "WorkerCrashedError", "OutOfMemoryError",

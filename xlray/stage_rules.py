@@ -17,13 +17,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from xlray.errors import XlrayError
+from xlray.outputs import read_json
 
 NOT_RESULT_FIELDS = frozenset({"tracking", "ray"})  # where a stage runs and logs, not what it computes
 
@@ -41,9 +41,9 @@ def finished(path: str | Path, cfg: BaseModel, what: str, refuse: bool = True) -
     from xlray.console import say
 
     path = Path(path)
-    if not path.is_file():
+    manifest = read_json(path)
+    if manifest is None:
         return None
-    manifest = json.loads(path.read_text(encoding="utf-8"))
     if result_config(manifest.get("config", {})) != result_config(cfg):
         if not refuse:
             return None

@@ -37,18 +37,23 @@ def existing_file(path: str | Path) -> Path:
     return path
 
 
+def is_uri(path: str | Path) -> bool:
+    """A path reached through a pyarrow filesystem (``s3://``, ``gs://``, ``file://``), not a local one."""
+    return "://" in str(path)
+
+
 def open_fs(path: str) -> tuple[Any, str]:
     """A pyarrow filesystem and the path inside it, for a local path or a URI (s3://, gs://, file://)."""
     from pyarrow import fs as pafs
 
-    if "://" in path:
+    if is_uri(path):
         return pafs.FileSystem.from_uri(path)
     return pafs.LocalFileSystem(), str(PurePosixPath(path)) if path.startswith("/") else path
 
 
 def open_binary(path: str | Path) -> IO[bytes]:
     """Open a local file or a URI for reading bytes (seekable); a missing file is a one-line error."""
-    if "://" not in str(path):
+    if not is_uri(path):
         return existing_file(path).open("rb")
     filesystem, inner = open_fs(str(path))
     try:
@@ -61,7 +66,7 @@ def open_binary(path: str | Path) -> IO[bytes]:
 
 def is_file(path: str | Path) -> bool:
     """Whether ``path`` (local or a URI) names an existing file."""
-    if "://" not in str(path):
+    if not is_uri(path):
         return Path(path).is_file()
     from pyarrow import fs as pafs
 

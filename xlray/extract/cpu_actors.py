@@ -31,7 +31,7 @@ def run_on_cpu_actors(
 
     from xlray.console import progress
     from xlray.extract.stages import ExtractChunks
-    from xlray.ray_failures import chunk_error, ray_failure
+    from xlray.ray_failures import actors_could_not_start, chunk_error, ray_failure
     from xlray.runtime import outside_placement_groups
 
     actor = ray.remote(ExtractChunks).options(
@@ -55,7 +55,7 @@ def run_on_cpu_actors(
         for worker in actors:
             hand_out(worker)
         if not ray.wait([w.__ray_ready__.remote() for w in actors], timeout=cfg.ray.gpu_wait_s)[0]:
-            raise XlrayError(f"extract: actors could not start: {start_problem()}")
+            raise actors_could_not_start("extract", start_problem())
         with progress(f"extract {len(todo)} chunks", len(todo)) as advance:
             while running:
                 [ref], _ = ray.wait(list(running), num_returns=1)
