@@ -29,7 +29,7 @@ SENTENCES = [
 def run_stages(cfg: ExtractConfig, thresholds=None) -> tuple[pa.Table, Counter]:
     """The tokenize and forward stages over every chunk: the rows and the summed counts."""
     chunks = plan_chunks(cfg.inputs, cfg.chunk_lines)
-    tok = TokenizeChunks(cfg.model_dump_json(), 512, thresholds or {})
+    tok = TokenizeChunks(cfg.model_dump_json(), 512, thresholds or {}, as_text=False)
     fwd = ForwardChunks(cfg.model_dump_json(), [0, 1, 2], threads=1)
     tables, counts = [], Counter()
     for c in chunks:

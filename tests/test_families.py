@@ -10,7 +10,7 @@ import torch
 from xlray.cli import build_parser
 from xlray.configs import ModelConfig
 from xlray.demo import DemoConfig
-from xlray.families import FAMILIES, FAMILY_NAMES
+from xlray.families import FAMILIES, FAMILY_NAMES, LLM_FAMILIES
 from xlray.models import UNLIMITED, encoder_of, layer_states, length_limit, load_model
 from xlray.sweep.config import WorldAssets
 from xlray.world import tiny_models
@@ -89,6 +89,10 @@ def test_layer_states_equal_the_models_own_hidden_states(assets, family):
             assert set(both) == {"encoder", "decoder"}
             assert_same(both["encoder"], theirs)
             assert_same(both["decoder"], ref.decoder_hidden_states)
+        elif lm.family.causal:  # left-padded rows keep their own positions (counted over real tokens only)
+            positions = (enc["attention_mask"].cumsum(-1) - 1).clamp_min(0)
+            ref = lm.model(**enc, position_ids=positions, output_hidden_states=True)
+            theirs, last = ref.hidden_states, ref.last_hidden_state
         else:
             ref = lm.model(**enc, output_hidden_states=True)
             theirs, last = ref.hidden_states, ref.last_hidden_state
@@ -96,8 +100,25 @@ def test_layer_states_equal_the_models_own_hidden_states(assets, family):
     assert set(ours) == {"encoder"}
     assert_same(ours["encoder"], theirs)
     torch.testing.assert_close(ours["encoder"][lm.family.last_layer], last, rtol=0, atol=0)
-    if family != "bert":  # an encoder module gets ids and mask only, so BERT's segment ids are left out
+    if family != "bert" and not lm.family.causal:  # a module gets ids and mask only: no segment ids, positions
         assert_same(from_encoder["encoder"], theirs)
+
+
+@pytest.mark.parametrize("family", LLM_FAMILIES)
+def test_llm_last_layer_comes_after_the_final_norm(assets, family):
+    lm = load_model(ModelConfig(name=str(assets / "models" / family), dtype="float32"))
+    enc = lm.tokenizer(PAIRS[0], padding=True, return_tensors="pt")
+    raw = []
+    hook = lm.model.layers[-1].register_forward_hook(lambda module, args, out: raw.append(out))
+    try:
+        with torch.inference_mode():
+            states = layer_states(lm, enc)["encoder"]
+    finally:
+        hook.remove()
+    layer_out = raw[0][0] if isinstance(raw[0], tuple) else raw[0]
+    last = states[lm.family.last_layer]
+    torch.testing.assert_close(last, lm.model.norm(layer_out))
+    assert not torch.allclose(last, layer_out)
 
 
 def test_mt5_last_layer_comes_after_the_final_norm(assets):

@@ -77,18 +77,25 @@ def edit_config(path, **fields) -> None:
 @pytest.mark.parametrize("family", FAMILIES)
 def test_word_map_covers_every_word_with_its_subwords(assets, family):
     lm = load_model(ModelConfig(name=str(assets / "models" / family)))
-    enc = encode_words(lm.tokenizer, SENTENCES, lm.max_length)
-    assert [len(k) for k in enc.kept_words] == [len(s) for s in SENTENCES]
+    as_text = lm.family.causal  # an LLM reads the sentence as text: a word's first token holds its space
+    sentences = [*SENTENCES, "火 ☃ x".split()] if as_text else SENTENCES  # LLMs: characters outside the vocabulary
+    enc = encode_words(lm.tokenizer, sentences, lm.max_length, as_text=as_text)
+    assert [len(k) for k in enc.kept_words] == [len(s) for s in sentences]
     assert not enc.truncated.any()
     pieces = (enc.last - enc.first + 1).tolist()
     assert max(pieces) >= 4, "the made-up long words must split into many subwords"
-    # Each word's span holds exactly the pieces of that word tokenized alone.
+    # Each word's span holds exactly the pieces of that word tokenized alone (LLMs: that decode to the word).
     width = enc.input_ids.shape[1]
-    for b, words in enumerate(SENTENCES):
+    for b, words in enumerate(sentences):
         offset = sum(len(k) for k in enc.kept_words[:b])
         for i, word in enumerate(words):
             lo, hi = enc.first[offset + i].item() - b * width, enc.last[offset + i].item() - b * width
             span = enc.input_ids[b, lo : hi + 1].tolist()
+            if as_text:
+                assert lm.tokenizer.unk_token_id not in span
+                decoded = lm.tokenizer.decode(span).strip()  # Qwen's tokenizer normalises to NFC first
+                assert unicodedata.normalize("NFC", decoded) == unicodedata.normalize("NFC", word)
+                continue
             alone = lm.tokenizer([word], is_split_into_words=True, add_special_tokens=False)["input_ids"]
             assert span == alone
             if family == "bert":  # its vocabulary covers every character here: an exact round trip
@@ -101,6 +108,7 @@ def test_pooling_first_last_mean_match_direct_indexing():
 
     class Tok:
         pad_token_id = 0
+        eos_token_id = None
 
         def __call__(self, sentences, **kw):
             class Enc(dict):

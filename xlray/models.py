@@ -18,6 +18,7 @@ from xlray.errors import XlrayError, one_line
 from xlray.families import FAMILIES, Family
 
 ENCODER_INPUTS = ("input_ids", "attention_mask")
+CAUSAL_INPUTS = (*ENCODER_INPUTS, "position_ids")
 
 
 @dataclass
@@ -109,9 +110,16 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
     """The checkpoint's fast tokenizer (word maps need ``word_ids``)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(cfg.name, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            cfg.name, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
+        )
+    except (OSError, ValueError) as exc:  # e.g. only a slow tokenizer's files, and nothing to convert them with
+        raise XlrayError(f"model.name: {cfg.name} has no fast tokenizer xlray can load: {one_line(exc)}") from None
     if not getattr(tokenizer, "is_fast", False):
         raise XlrayError(f"model.name: {cfg.name} has no fast tokenizer (tokenizer.json); word maps need one")
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token  # LLMs without a pad token pad with EOS (padding is masked)
     return tokenizer
 
 
@@ -164,26 +172,38 @@ def model_facts(cfg: ModelConfig) -> dict[str, Any]:
     conf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     refuse_remote_code(cfg, conf)
     family = resolve_family(cfg, conf.get("model_type", ""))
-    check_weights(cfg)  # whether its tokenizer loads as a fast one, the actors find out (transformers may convert it)
+    check_weights(cfg)
+    if not (folder / "tokenizer.json").is_file():
+        load_tokenizer(cfg)  # no fast tokenizer saved: whether transformers can make one, find out here, not in actors
     tok_conf = folder / "tokenizer_config.json"
     saved = json.loads(tok_conf.read_text(encoding="utf-8")) if tok_conf.is_file() else {}
     return facts_of(cfg, conf, family, saved.get("model_max_length") or UNLIMITED)
 
 
-def load_model(cfg: ModelConfig, device: str = "cpu") -> LoadedModel:
-    """Load tokenizer and model for ``cfg`` on ``device``, safetensors only and no remote code by default."""
+def load_model(cfg: ModelConfig, device: str = "cpu", gpus: int = 1, gpu_memory_gb: float | None = None) -> LoadedModel:
+    """Load tokenizer and model for ``cfg`` on ``device``, safetensors only and no remote code by default.
+
+    ``gpus`` > 1 on CUDA: the model is spread over the first ``gpus`` visible GPUs (a Ray actor sees just its own)
+    by :func:`spread_over_gpus`, at most ``gpu_memory_gb`` of weights on each (default: 85% of each GPU's memory).
+    """
     conf, family, tokenizer = read_checkpoint(cfg)
+    dtype = torch_dtype(cfg, device)
+    spread = gpus > 1 and device.startswith("cuda")
+    placement = {"device_map": spread_over_gpus(cfg, dtype, gpu_budgets(gpus, gpu_memory_gb))} if spread else {}
     try:
         model = model_class(family).from_pretrained(
             cfg.name,
             use_safetensors=not cfg.allow_pickle_weights,
-            dtype=torch_dtype(cfg, device),
+            dtype=dtype,
             revision=cfg.revision,
             trust_remote_code=cfg.trust_remote_code,
+            **placement,
         )
     except OSError as exc:
         raise XlrayError(f"model.name: cannot load weights of {cfg.name}: {one_line(exc)}") from None
-    model.to(device).eval()
+    if not spread:
+        model.to(device)
+    model.eval()
     facts = facts_of(cfg, conf, family, tokenizer.model_max_length)
     return LoadedModel(
         cfg=cfg,
@@ -195,6 +215,40 @@ def load_model(cfg: ModelConfig, device: str = "cpu") -> LoadedModel:
         hidden_size=facts["hidden_size"],
         revision=facts["revision"],
     )
+
+
+def gpu_budgets(gpus: int, gpu_memory_gb: float | None) -> dict[int, int]:
+    """Bytes of weights each of the first ``gpus`` GPUs may hold: ``gpu_memory_gb``, else 85% of its memory (the
+    rest holds the activations of a batch)."""
+    import torch
+
+    if gpu_memory_gb is not None:
+        return {i: int(gpu_memory_gb * 1e9) for i in range(gpus)}
+    return {i: int(0.85 * torch.cuda.get_device_properties(i).total_memory) for i in range(gpus)}
+
+
+def spread_over_gpus(cfg: ModelConfig, dtype: Any, budgets: dict[int, int]) -> dict[str, int]:
+    """Accelerate's device map of the model over the GPUs of ``budgets`` (GPU index -> bytes of weights), whole
+    transformer layers on each, planned on an empty (meta) model: no weights are read and no GPU is needed to plan.
+    A model that does not fit is refused (nothing is offloaded to the CPU or disk)."""
+    from accelerate import infer_auto_device_map, init_empty_weights
+    from transformers import AutoConfig
+
+    conf = AutoConfig.from_pretrained(cfg.name, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    family = resolve_family(cfg, getattr(conf, "model_type", ""))
+    with init_empty_weights():
+        skeleton = model_class(family).from_config(conf, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    device_map = infer_auto_device_map(
+        skeleton, max_memory=dict(budgets), no_split_module_classes=skeleton._no_split_modules or [], dtype=dtype
+    )
+    off = sorted({str(d) for d in device_map.values() if not isinstance(d, int)})
+    if off:
+        total = sum(budgets.values()) / 1e9
+        raise XlrayError(
+            f"gpus_per_actor: {cfg.name} does not fit on {len(budgets)} GPUs with {total:,.3g} GB for weights "
+            f"(it would go to {', '.join(off)}); raise gpus_per_actor or gpu_memory_gb"
+        )
+    return device_map
 
 
 def commit_of(name: str) -> str | None:
@@ -214,7 +268,8 @@ def encoder_of(lm: LoadedModel) -> Any:
 def layer_states(
     model: LoadedModel | Any, inputs: Mapping[str, Any], targets: Mapping[str, Any] | None = None
 ) -> dict[str, tuple[Any, ...]]:
-    """Per-site hidden states ``{"encoder": (h0, ..., hL)}``, each [batch, tokens, hidden] (h0 = embeddings).
+    """Per-site hidden states ``{"encoder": (h0, ..., hL)}``, each [batch, tokens, hidden] (h0 = embeddings); a
+    decoder-only LLM's one stack is its "encoder" site too (the site of what reads the input).
 
     Args:
         model: a loaded model, or an encoder module as :func:`encoder_of` gives (called with ids and mask only).
@@ -226,6 +281,10 @@ def layer_states(
     if not isinstance(model, LoadedModel):
         return {"encoder": run_stack(model, inputs, ENCODER_INPUTS)}
     family = model.family
+    if family.causal:
+        # Positions count the real tokens only, so a left-padded sentence has the positions it has alone.
+        positions = (inputs["attention_mask"].long().cumsum(-1) - 1).clamp_min(0)
+        return {"encoder": run_stack(model.model, {**inputs, "position_ids": positions}, CAUSAL_INPUTS)}
     keys = (*ENCODER_INPUTS, "token_type_ids") if family.token_type_ids else ENCODER_INPUTS
     if targets is None or not family.decoder:
         return {"encoder": run_stack(encoder_of(model), inputs, keys)}

@@ -1,7 +1,11 @@
 """From whitespace-split words to subword inputs and back: word maps, whole-word truncation, subword pooling.
 
-The papers' corpora are pre-tokenized, so words are given; the fast tokenizer's ``word_ids`` tell which subwords
-belong to which word. Truncation at the model's limit drops whole words only, and is counted, never silent.
+The papers' corpora are pre-tokenized, so words are given. An encoder's fast tokenizer takes them as words, and
+its ``word_ids`` tell which subwords belong to which word. A decoder-only LLM's tokenizer takes the sentence as text
+(words joined by one space, as the model read text in pretraining: the space before a word is part of the word's
+first token, ``Ġword`` or ``▁word``), and each token belongs to the word its characters cover (``text_word_ids``).
+Truncation at the model's limit drops whole words only, and is counted, never silent. Special tokens (BOS, EOS,
+[CLS], padding) belong to no word.
 """
 
 from __future__ import annotations
@@ -60,22 +64,59 @@ def fit(ids: list[int], word_ids: list[int | None], max_length: int) -> tuple[li
     return ids[:cut] + ids[end:], word_ids[:cut] + word_ids[end:], True
 
 
+def text_word_ids(words: list[str], offsets: list[tuple[int, int]], special: list[int]) -> list[int | None]:
+    """Which word of ``" ".join(words)`` each token belongs to, from its character ``offsets``: the word holding
+    its last character, where the space before a word counts as that word's (None: a special token)."""
+    # Word k (k >= 1) owns the characters from the space before it: bounds[k] is that space.
+    bounds = np.cumsum([0] + [len(w) + 1 for w in words[:-1]]) - np.r_[0, np.ones(len(words) - 1, int)]
+    owner = []
+    for (begin, end), is_special in zip(offsets, special, strict=True):
+        owner.append(None if is_special or end <= begin else int(np.searchsorted(bounds, end - 1, side="right")) - 1)
+    return owner
+
+
 def tokenize_words(
-    tokenizer: Any, sentences: list[list[str]], max_length: int
+    tokenizer: Any, sentences: list[list[str]], max_length: int, as_text: bool = False
 ) -> tuple[list[list[int]], list[list[int]], np.ndarray]:
-    """Token ids and word ids (-1 for special tokens) per sentence, cut at whole words; and which were cut."""
-    enc = tokenizer(sentences, is_split_into_words=True, truncation=False, add_special_tokens=True)
+    """Token ids and word ids (-1 for special tokens) per sentence, cut at whole words; and which were cut.
+    ``as_text``: tokenize each sentence as text, its words joined by one space (decoder-only LLMs, see above)."""
+    if as_text:
+        enc = tokenizer(
+            [" ".join(words) for words in sentences],
+            truncation=False,
+            add_special_tokens=True,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+        )
+        word_ids = [
+            text_word_ids(words, enc["offset_mapping"][b], enc["special_tokens_mask"][b])
+            for b, words in enumerate(sentences)
+        ]
+    else:
+        enc = tokenizer(sentences, is_split_into_words=True, truncation=False, add_special_tokens=True)
+        word_ids = [enc.word_ids(b) for b in range(len(sentences))]
     ids, wids, cut = [], [], []
     for b in range(len(sentences)):
-        kept_ids, kept_wids, was_cut = fit(enc["input_ids"][b], enc.word_ids(b), max_length)
+        kept_ids, kept_wids, was_cut = fit(enc["input_ids"][b], word_ids[b], max_length)
         ids.append(kept_ids)
         wids.append([-1 if w is None else w for w in kept_wids])
         cut.append(was_cut)
     return ids, wids, np.asarray(cut, dtype=bool)
 
 
-def collate(ids: list[list[int]], word_ids: list[list[int]], truncated: np.ndarray, pad_id: int) -> Encoded:
-    """Pad a batch of tokenized sentences and build the flat subword-to-word maps."""
+def pad_id(tokenizer: Any) -> int:
+    """The id that pads a batch: the tokenizer's pad token, else its EOS (LLMs often have no pad token)."""
+    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if token_id is not None:
+            return int(token_id)
+    return 0
+
+
+def collate(
+    ids: list[list[int]], word_ids: list[list[int]], truncated: np.ndarray, pad_id: int, left: bool = False
+) -> Encoded:
+    """Pad a batch of tokenized sentences (on the right, or on the ``left``) and build the flat subword-to-word
+    maps."""
     import torch
 
     width = max((len(row) for row in ids), default=0)
@@ -83,13 +124,14 @@ def collate(ids: list[list[int]], word_ids: list[list[int]], truncated: np.ndarr
     mask = torch.zeros((len(ids), width), dtype=torch.long)
     kept, first, last, token_pos, token_word = [], [], [], [], []
     for b, (row, wids) in enumerate(zip(ids, word_ids, strict=True)):
-        input_ids[b, : len(row)] = torch.as_tensor(row, dtype=torch.long)
-        mask[b, : len(row)] = 1
+        start = width - len(row) if left else 0
+        input_ids[b, start : start + len(row)] = torch.as_tensor(row, dtype=torch.long)
+        mask[b, start : start + len(row)] = 1
         words: list[int] = []
         for t, w in enumerate(wids):
             if w < 0:
                 continue
-            flat = b * width + t
+            flat = b * width + start + t
             if not words or words[-1] != w:
                 words.append(w)
                 first.append(flat)
@@ -115,11 +157,13 @@ def collate(ids: list[list[int]], word_ids: list[list[int]], truncated: np.ndarr
     )
 
 
-def encode_words(tokenizer: Any, sentences: list[list[str]], max_length: int) -> Encoded:
-    """Tokenize pre-split sentences, truncate at whole words and build the subword-to-word maps."""
-    ids, wids, cut = tokenize_words(tokenizer, sentences, max_length)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return collate(ids, wids, cut, pad)
+def encode_words(
+    tokenizer: Any, sentences: list[list[str]], max_length: int, as_text: bool = False, left: bool = False
+) -> Encoded:
+    """Tokenize pre-split sentences, truncate at whole words and build the subword-to-word maps (``as_text`` and
+    ``left``: see ``tokenize_words`` and ``collate``)."""
+    ids, wids, cut = tokenize_words(tokenizer, sentences, max_length, as_text)
+    return collate(ids, wids, cut, pad_id(tokenizer), left)
 
 
 def pool_words(states: Any, enc: Encoded, mode: Pooling) -> Any:

@@ -179,6 +179,11 @@ def check_inputs(acts: Activations, cfg: ConceptsConfig) -> list[int]:
     """The layers to analyse; a layer, language or site the extraction lacks is an error naming the field."""
     if cfg.source == cfg.target:
         raise XlrayError(f"source/target: the pair needs two languages, got {cfg.source!r} twice")
+    if acts.granularity != "word":
+        raise XlrayError(
+            f"activations: {acts.folder} holds sentence vectors (granularity: {acts.granularity}); concepts are "
+            "clusters of word occurrences: extract with granularity: word (sentences: xlray sentence-alignment)"
+        )
     layers = acts.layers if cfg.layers == "all" else list(cfg.layers)
     absent = [layer for layer in layers if layer not in acts.layers]
     if absent:

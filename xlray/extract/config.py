@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig
 from xlray.corpora import ParallelFiles
+from xlray.sentence_pool import SentencePooling
 
 
 class TextCorpus(Strict):
@@ -36,7 +37,17 @@ class TableCorpus(Strict):
     text_column: str = "text"
 
 
-ExtractInput = Annotated[TextCorpus | ParallelCorpus | TableCorpus, Field(discriminator="format")]
+class IdParallelCorpus(Strict):
+    """One Parquet file per language (FLORES+: ``devtest/eng_Latn.parquet``), parallel by an id column: the same
+    id is the same sentence in every file. Text is raw and split on whitespace; encoder site only."""
+
+    format: Literal["parallel_ids"] = "parallel_ids"
+    files: dict[str, str] = Field(min_length=2, description="Language code -> Parquet path or URI (s3://, gs://)")
+    id_column: str = "id"
+    text_column: str = "text"
+
+
+ExtractInput = Annotated[TextCorpus | ParallelCorpus | TableCorpus | IdParallelCorpus, Field(discriminator="format")]
 
 
 class ExtractConfig(Strict):
@@ -51,7 +62,18 @@ class ExtractConfig(Strict):
     sites: list[Literal["encoder", "decoder"]] = Field(
         default_factory=lambda: ["encoder"], description="decoder: mT5 only, parallel inputs, teacher forcing"
     )
-    pooling: Literal["first", "last", "mean"] = "last"
+    granularity: Literal["word", "sentence"] = Field(
+        "word", description="word: a row per kept word occurrence and layer; sentence: a row per sentence and layer"
+    )
+    pooling: Literal["first", "last", "mean"] = Field("last", description="word granularity: a word's subwords")
+    sentence_pooling: SentencePooling = Field(
+        "mean",
+        description="sentence granularity: mean, weighted-mean (position-weighted) or last of the content tokens, "
+        "or mexa (MEXA's position-weighted mean over all tokens, BOS included); see xlray/sentence_pool.py",
+    )
+    store_budget_gb: float = Field(
+        500.0, gt=0, description="Refuse a run whose stored vectors would exceed this estimate (layers x width x rows)"
+    )
     cap: int | None = Field(15, ge=1, description="Max kept occurrences per word type; None keeps all")
     dtype: Literal["float16", "float32"] = Field("float16", description="Stored vector precision")
     on_invalid: Literal["error", "skip"] = Field(
@@ -64,7 +86,14 @@ class ExtractConfig(Strict):
     actors: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
         "auto", description="Forward actors in the pool; auto: as many as the cluster's GPUs (CPUs without GPUs) hold"
     )
-    gpus_per_actor: float | Literal["auto"] = Field("auto", description="auto: 1 if the cluster has GPUs, else 0")
+    gpus_per_actor: float | Literal["auto"] = Field(
+        "auto",
+        description="auto: 1 if the cluster has GPUs, else 0; a whole k > 1 spreads each actor's model over its k "
+        "GPUs (accelerate's device_map), for models larger than one GPU",
+    )
+    gpu_memory_gb: float | None = Field(
+        None, gt=0, description="gpus_per_actor > 1: weights per GPU at most (accelerate's max_memory); default 85%"
+    )
     tokenizer_actors: int = Field(
         1, ge=1, description="Tokenizer actors feeding GPU actors (without GPUs each actor tokenizes its own chunks)"
     )
@@ -77,3 +106,22 @@ class ExtractConfig(Strict):
     seed: int = 0
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExtractConfig:
+        if "decoder" in self.sites:
+            by_id = [i for i, c in enumerate(self.inputs) if c.format == "parallel_ids"]
+            if by_id:
+                raise ValueError(
+                    f"inputs.{by_id[0]}.format: parallel_ids has no source/target pairs for sites: decoder"
+                )
+
+        if (
+            self.gpus_per_actor != "auto"
+            and self.gpus_per_actor > 1
+            and self.gpus_per_actor != int(self.gpus_per_actor)
+        ):
+            raise ValueError(
+                f"gpus_per_actor: {self.gpus_per_actor:g}: above 1 it must be whole (a model spreads over k GPUs)"
+            )
+        return self

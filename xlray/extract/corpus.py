@@ -1,8 +1,9 @@
 """Corpus input for extraction: plan byte-offset chunks on the driver, read one chunk per Ray task.
 
-Every sentence gets a stable id ``<input name>:<line>`` (or the id column of a table), so resumed and re-run
-extractions produce the same rows. Reading streams local paths and URIs (s3://, gs://) through ``xlray.textio``;
-parallel inputs go through the shared reader of ``xlray.corpora``.
+Every sentence gets a stable id ``<input name>:<line>`` (or the id column of a table; of a ``parallel_ids`` input,
+the same id in every language), so resumed and re-run extractions produce the same rows. Reading streams local
+paths and URIs (s3://, gs://) through ``xlray.textio``; parallel inputs go through the shared reader of
+``xlray.corpora``.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ import numpy as np
 
 from xlray.corpora import parallel_entries, unequal_lengths
 from xlray.errors import XlrayError, one_line
-from xlray.extract.config import ExtractInput, ParallelCorpus, TableCorpus, TextCorpus
+from xlray.extract.config import ExtractInput, IdParallelCorpus, ParallelCorpus, TableCorpus, TextCorpus
 from xlray.textio import READ_BLOCK, BadLine, open_fs, raw_lines
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """``n_lines`` lines of input ``input_index`` starting at 1-based line ``first_line`` (byte offsets per file)."""
+    """``n_lines`` lines of input ``input_index`` starting at 1-based line ``first_line`` (byte offsets per file).
+
+    Parquet inputs: ``first_line`` is the row group and ``n_lines`` its rows; for ``parallel_ids`` ``offsets`` is
+    (the file's position in ``files``,).
+    """
 
     chunk_id: str
     input_index: int
@@ -51,7 +56,11 @@ class Item:
 
 
 def input_files(corpus: ExtractInput) -> list[str]:
-    return list(corpus.files()) if isinstance(corpus, ParallelCorpus) else [corpus.path]
+    if isinstance(corpus, ParallelCorpus):
+        return list(corpus.files())
+    if isinstance(corpus, IdParallelCorpus):
+        return list(corpus.files.values())
+    return [corpus.path]
 
 
 def input_name(corpus: ExtractInput) -> str:
@@ -90,6 +99,9 @@ def plan_chunks(inputs: list[ExtractInput], chunk_lines: int) -> list[Chunk]:
         if corpus.format == "parquet":
             chunks += parquet_chunks(index, corpus)
             continue
+        if corpus.format == "parallel_ids":
+            chunks += id_chunks(index, corpus)
+            continue
         planned = [line_offsets(path, chunk_lines) for path in input_files(corpus)]
         counts = [n for _, n in planned]
         if len(set(counts)) > 1:
@@ -111,6 +123,69 @@ def parquet_chunks(index: int, corpus: TableCorpus) -> list[Chunk]:
     except (FileNotFoundError, OSError) as exc:
         raise XlrayError(f"{corpus.path}: cannot open Parquet input: {one_line(exc)}") from None
     return [Chunk(f"{index:03d}-{g:06d}", index, g, meta.row_group(g).num_rows, ()) for g in range(meta.num_row_groups)]
+
+
+def id_chunks(index: int, corpus: IdParallelCorpus) -> list[Chunk]:
+    """One chunk per (file, row group), after checking that every file holds unique ids, the first file's set."""
+    chunks, first = [], None
+    for f, (lang, path) in enumerate(corpus.files.items()):
+        meta, ids = file_ids(index, lang, path, corpus)
+        if first is None:
+            first = path, ids
+        else:
+            same_ids(index, first, (path, ids))
+        groups = range(meta.num_row_groups)
+        chunks += [Chunk(f"{index:03d}-{f:03d}-{g:06d}", index, g, meta.row_group(g).num_rows, (f,)) for g in groups]
+    return chunks
+
+
+def open_parquet(path: str, field: str) -> Any:
+    """A ``pyarrow.parquet.ParquetFile`` (local path or URI); a missing or unreadable file names ``field``."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    filesystem, where = open_fs(path)
+    try:
+        return pq.ParquetFile(where, filesystem=filesystem)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise XlrayError(f"{path}: cannot read Parquet input ({field}): {one_line(exc)}") from None
+
+
+def file_ids(index: int, lang: str, path: str, corpus: IdParallelCorpus) -> tuple[Any, np.ndarray]:
+    """A file's Parquet metadata and its ids, sorted (the id column only is read: ids, not text, are held)."""
+    import pyarrow as pa
+
+    field = f"inputs[{index}].files.{lang}"
+    parquet = open_parquet(path, field)
+    names = parquet.schema_arrow.names
+    for column, option in ((corpus.id_column, "id_column"), (corpus.text_column, "text_column")):
+        if column not in names:
+            raise XlrayError(f"{path}: no column {column!r} (inputs[{index}].{option}); it has {', '.join(names)}")
+    try:
+        ids = parquet.read(columns=[corpus.id_column]).column(0)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise XlrayError(f"{path}: cannot read Parquet input ({field}): {one_line(exc)}") from None
+    if ids.null_count:
+        raise XlrayError(f"{path}: {ids.null_count} null id(s) in column {corpus.id_column!r}")
+    ids = np.sort(ids.to_numpy(zero_copy_only=False))
+    repeated = ids[1:][ids[1:] == ids[:-1]]
+    if repeated.size:
+        raise XlrayError(f"{path}: duplicate id {repeated[:1].tolist()[0]!r} in column {corpus.id_column!r}")
+    return parquet.metadata, ids
+
+
+def same_ids(index: int, first: tuple[str, np.ndarray], other: tuple[str, np.ndarray]) -> None:
+    """Raise, naming one id and the file that has it, unless ``other`` holds exactly the ids of ``first``."""
+    (a, a_ids), (b, b_ids) = first, other
+    missing = np.setdiff1d(a_ids, b_ids, assume_unique=True)
+    extra = np.setdiff1d(b_ids, a_ids, assume_unique=True)
+    if missing.size or extra.size:
+        has, lacks, example = (a, b, missing) if missing.size else (b, a, extra)
+        raise XlrayError(
+            f"{b}: its ids differ from those of {a} ({missing.size} missing, {extra.size} extra): id "
+            f"{example[:1].tolist()[0]!r} is in {has} but not in {lacks}; every file of inputs[{index}] must hold "
+            "the same ids"
+        )
 
 
 class Invalid(Exception):
@@ -206,6 +281,22 @@ def parquet_items(corpus: TableCorpus, chunk: Chunk) -> Iterator[Item | Invalid]
         yield Item(str(sid), str(lang), str(text).split(), f"{corpus.path}: row group {chunk.first_line} row {k}")
 
 
+def id_items(corpus: IdParallelCorpus, chunk: Chunk) -> Iterator[Item | Invalid]:
+    """The rows of one row group of one language's file; the sentence id is ``str(id)`` in every language."""
+    lang, path = list(corpus.files.items())[chunk.offsets[0]]
+    cols, g = [corpus.id_column, corpus.text_column], chunk.first_line
+    try:
+        table = open_parquet(path, f"inputs[{chunk.input_index}].files.{lang}").read_row_group(g, columns=cols)
+    except (KeyError, ValueError, OSError) as exc:
+        raise XlrayError(f"{path}: cannot read columns {cols} of row group {g}: {one_line(exc)}") from None
+    for k, (sid, text) in enumerate(zip(*(table[c].to_pylist() for c in cols), strict=True)):
+        where = f"{path}: row group {g} row {k}"
+        if text is None or not str(text).strip():
+            yield Invalid(f"{where}: empty text")
+            continue
+        yield Item(str(sid), lang, str(text).split(), where)
+
+
 def read_chunk(inputs: list[ExtractInput], chunk: Chunk, pairs: bool) -> Iterator[Item | Invalid]:
     """The items of one chunk, and an ``Invalid`` for each bad line, in input order."""
     corpus = inputs[chunk.input_index]
@@ -213,5 +304,12 @@ def read_chunk(inputs: list[ExtractInput], chunk: Chunk, pairs: bool) -> Iterato
         yield from text_items(corpus, chunk, input_name(corpus))
     elif isinstance(corpus, ParallelCorpus):
         yield from parallel_items(corpus, chunk, input_name(corpus), pairs)
+    elif isinstance(corpus, IdParallelCorpus):
+        if pairs:
+            raise XlrayError(
+                f"inputs[{chunk.input_index}].format: parallel_ids has no source/target pairs for the decoder site;"
+                " extract it with sites: [encoder], or give the pairs as a 'parallel' input"
+            )
+        yield from id_items(corpus, chunk)
     else:
         yield from table_items(corpus, chunk)

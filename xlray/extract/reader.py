@@ -32,6 +32,11 @@ class Activations:
     def languages(self) -> list[str]:
         return self.manifest["config"]["languages"]
 
+    @property
+    def granularity(self) -> str:
+        """``word`` (a row per kept word occurrence) or ``sentence`` (a row per sentence); older manifests: word."""
+        return self.manifest["config"].get("granularity", "word")
+
     def lazy(
         self,
         layer: int | None = None,
@@ -53,9 +58,11 @@ class Activations:
     def matrix(
         self, layer: int, language: str | Sequence[str] | None = None, site: str = "encoder"
     ) -> tuple[np.ndarray, pl.DataFrame]:
-        """Vectors [n, hidden] as float32 and their rows' metadata (sentence_id, language, word, word_index)."""
+        """Vectors [n, hidden] as float32 and their rows' metadata: sentence_id, language, word, word_index (word
+        granularity) or sentence_id, language, tokens (sentence granularity), sorted by those ids."""
         self.check(layer, language, site)
-        frame = self.lazy(layer, language, site=site).sort("sentence_id", "language", "word_index").collect()
+        order = ["sentence_id", "language", "word_index"] if self.granularity == "word" else ["sentence_id", "language"]
+        frame = self.lazy(layer, language, site=site).sort(*order).collect()
         if frame.height == 0:
             raise XlrayError(f"{self.folder}: no activations for layer {layer}, language {language}, site {site}")
         vectors = frame["vector"].to_numpy()

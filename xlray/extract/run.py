@@ -19,10 +19,12 @@ from typing import Any
 from xlray.configs import load_config
 from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
+from xlray.extract.budget import check_budget
 from xlray.extract.cap import merge_thresholds, occurrences, smallest_hashes
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Item, input_files, plan_chunks, read_chunk
 from xlray.extract.shards import MANIFEST, finished_shards, shard_stats
+from xlray.families import FAMILIES
 from xlray.outputs import write_json
 from xlray.runtime import outside_placement_groups, start_ray
 from xlray.stage_rules import finished, run_name, run_tags
@@ -71,7 +73,7 @@ def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> str | 
     without a cap."""
     import ray
 
-    if cfg.cap is None:
+    if cfg.cap is None or cfg.granularity == "sentence":
         return None
     saved = out / THRESHOLDS
     if saved.is_file():
@@ -109,10 +111,11 @@ def gpus_per_actor(cfg: ExtractConfig) -> float:
     have = ray.cluster_resources().get("GPU", 0)
     if cfg.gpus_per_actor == "auto":
         return 1.0 if have else 0.0
-    if cfg.gpus_per_actor > have and not (cfg.ray.address or os.environ.get("RAY_ADDRESS")):
+    most = max((n["Resources"].get("GPU", 0) for n in ray.nodes() if n["Alive"]), default=0)
+    if cfg.gpus_per_actor > most and not (cfg.ray.address or os.environ.get("RAY_ADDRESS")):
         raise XlrayError(
-            f"gpus_per_actor: {cfg.gpus_per_actor} GPU per actor requested, but this local Ray has "
-            f"{have:g}; set gpus_per_actor: 0 or auto"
+            f"gpus_per_actor: {cfg.gpus_per_actor:g} GPUs per actor requested, but no node of this local Ray has "
+            f"more than {most:g}; set gpus_per_actor: 0, auto or at most {most:g}"
         )
     return float(cfg.gpus_per_actor)
 
@@ -133,7 +136,7 @@ def torch_threads(cfg: ExtractConfig) -> int:
     return cfg.torch_threads or max(1, int(cfg.cpus_per_actor))
 
 
-def pipeline(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_length: int,
+def pipeline(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], facts: dict[str, Any],
              thresholds: str | list | None, gpus: float):  # fmt: skip
     """The Ray Data plan with GPUs: tokenize (CPU actors) -> forward (GPU actors) -> write (CPU tasks)."""
     import ray
@@ -154,7 +157,7 @@ def pipeline(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_lengt
         TokenizeChunks,
         batch_size=1,
         compute=ActorPoolStrategy(size=cfg.tokenizer_actors),
-        fn_constructor_args=(cfg_json, max_length, thresholds),
+        fn_constructor_args=(cfg_json, facts["max_length"], thresholds, FAMILIES[facts["family"]].causal),
         num_cpus=cfg.cpus_per_actor,
         **restarts,
     )
@@ -201,16 +204,16 @@ def run_chunks(cfg: ExtractConfig, ds: Any, todo: list[Chunk]) -> tuple[list[dic
     return done, failure
 
 
-def run_pool(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], max_length: int,
+def run_pool(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], facts: dict[str, Any],
              thresholds: str | list | None, gpus: float) -> tuple[list[dict[str, int]], Exception | None]:  # fmt: skip
     """Run ``todo``: on GPUs through the Ray Data pipeline, without them on plain CPU actors. The counts of each
     chunk written, or the failure that stopped the run; either way the run's actors are gone."""
     if gpus:
-        return run_chunks(cfg, pipeline(cfg, todo, layers, max_length, thresholds, gpus), todo)
+        return run_chunks(cfg, pipeline(cfg, todo, layers, facts, thresholds, gpus), todo)
     from xlray.extract.cpu_actors import run_on_cpu_actors
 
     shard_dir = str(Path(cfg.output_dir) / "shards")
-    args = (cfg.model_dump_json(), max_length, thresholds, layers, torch_threads(cfg), shard_dir)
+    args = (cfg.model_dump_json(), facts["max_length"], thresholds, layers, torch_threads(cfg), shard_dir)
     return run_on_cpu_actors(cfg, todo, pool_size(cfg, gpus, len(todo)), args, lambda: start_problem(cfg))
 
 
@@ -274,7 +277,6 @@ def run_extract(cfg: ExtractConfig, into: Sink | None = None) -> dict[str, Any]:
     done = finished(manifest_path, cfg, "extraction")
     if done is not None:
         return done
-    (out / "shards").mkdir(parents=True, exist_ok=True)
     chunks = plan_chunks(cfg.inputs, cfg.chunk_lines)
     # Start-up overlaps: the model's facts (config and tokenizer only; the actors load the weights) are read in a
     # thread and the MLflow run opens in another, while Ray starts here.
@@ -288,6 +290,9 @@ def run_extract(cfg: ExtractConfig, into: Sink | None = None) -> dict[str, Any]:
             say(f"[extract] {connected}")
         facts = facts_soon.result()
         layers = resolve_layers(cfg, facts["layers"])
+        stored = check_budget(cfg, chunks, layers, facts["hidden_size"])
+        gpus = gpus_per_actor(cfg)  # refused here if no node can hold an actor: before anything is written
+        (out / "shards").mkdir(parents=True, exist_ok=True)
         started, free_before = time.perf_counter(), free_resources(cfg)
         sink.log_params({"config": cfg.model_dump(mode="json"), "model": facts})
         sink.log_datasets({corpus_name(input_files(c)[0]): input_files(c) for c in cfg.inputs}, "extract")
@@ -297,7 +302,7 @@ def run_extract(cfg: ExtractConfig, into: Sink | None = None) -> dict[str, Any]:
         say(f"[extract] {len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to run")
         ran: list[dict[str, int]] = []
         if todo:
-            ran, failure = run_pool(cfg, todo, layers, facts["max_length"], thresholds, gpus_per_actor(cfg))
+            ran, failure = run_pool(cfg, todo, layers, facts, thresholds, gpus)
             save_thresholds(thresholds, out)
             if failure is not None:
                 wait_for_release(free_before)
@@ -311,6 +316,7 @@ def run_extract(cfg: ExtractConfig, into: Sink | None = None) -> dict[str, Any]:
             "config": cfg.model_dump(mode="json"),
             "model": facts,
             "layers": layers,
+            "estimated_bytes": stored,
             "shards": [f"shards/{c.chunk_id}.parquet" for c in chunks],
             "counts": dict(totals),  # over every shard, those of earlier (interrupted) runs included
             "this_run": {"shards": len(ran), "words": words_run, "seconds": seconds},
@@ -331,9 +337,12 @@ def report(manifest: dict[str, Any]) -> None:
 
     counts, run = manifest["counts"], manifest["this_run"]
     rate = f"{manifest['words_per_second']:,.0f} words/s" if manifest["words_per_second"] else "no words run"
+    if manifest["config"]["granularity"] == "sentence":
+        kept = f"{counts.get('encoder_pooled', 0):,} sentence vectors per layer"
+    else:
+        kept = f"{counts.get('encoder_kept', 0):,} word occurrences kept ({counts.get('encoder_capped', 0):,} capped)"
     say(
-        f"[extract] done: {counts.get('sentences', 0):,} sentences, {counts.get('encoder_kept', 0):,} word "
-        f"occurrences kept ({counts.get('encoder_capped', 0):,} capped); this run: {run['shards']} shards, "
+        f"[extract] done: {counts.get('sentences', 0):,} sentences, {kept}; this run: {run['shards']} shards, "
         f"{run['words']:,} words in {run['seconds']:.1f} s, {rate}"
     )
     if counts.get("encoder_truncated_sentences"):

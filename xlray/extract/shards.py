@@ -34,7 +34,9 @@ def write_shard(shard_dir: str, chunk_id: str, table: pa.Table, stats_json: str)
     import pyarrow.parquet as pq
 
     table = table.replace_schema_metadata({b"xlray.stats": stats_json.encode()})
-    labels = ["sentence_id", "language", "word", "site"]
+    names = set(table.column_names)  # word rows have word and word_index, sentence rows tokens
+    labels = [c for c in ("sentence_id", "language", "word", "site") if c in names]
+    counts = [c for c in ("word_index", "layer", "tokens") if c in names]
     with atomic_path(os.path.join(shard_dir, f"{chunk_id}.parquet")) as tmp:
         pq.write_table(
             table,
@@ -42,7 +44,7 @@ def write_shard(shard_dir: str, chunk_id: str, table: pa.Table, stats_json: str)
             compression="zstd",
             compression_level=1,
             use_dictionary=labels,  # a dictionary and statistics of float16 values cost more than they save
-            write_statistics=[*labels, "word_index", "layer"],
+            write_statistics=[*labels, *counts],
             column_encoding={"vector.list.element": "BYTE_STREAM_SPLIT"},  # floats' bytes apart: zstd packs them
             row_group_size=65536,
         )

@@ -44,12 +44,20 @@ def chunk_items(cfg: ExtractConfig, chunk: Chunk, pairs: bool, stats: Counter) -
 class TokenizeChunks:
     """CPU stage: read a chunk, tokenize its sentences, and mark which word occurrences the cap keeps."""
 
-    def __init__(self, cfg_json: str, max_length: int, thresholds: dict[str, int] | str | None, tokenizer: Any = None):
+    def __init__(
+        self,
+        cfg_json: str,
+        max_length: int,
+        thresholds: dict[str, int] | str | None,
+        as_text: bool,
+        tokenizer: Any = None,
+    ):
         from xlray.models import load_tokenizer
 
         self.cfg = ExtractConfig.model_validate_json(cfg_json)
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(self.cfg.model)
         self.max_length = max_length
+        self.as_text = as_text  # the family's: a decoder-only LLM reads its sentences as text (xlray.wordmap)
         self.cap_thresholds = thresholds  # loaded at the first chunk: the cap pass may still be running
         self.pairs = "decoder" in self.cfg.sites
 
@@ -58,15 +66,19 @@ class TokenizeChunks:
         return load_thresholds(self.cap_thresholds)
 
     def keep(self, items: list[Item], side: str) -> list[np.ndarray]:
-        """Per item, which of its words (of ``side``: source or target) the cap keeps."""
+        """Per item, which of its words (of ``side``: source or target) the cap keeps (all: sentence granularity)."""
         sentences = [it.side(side) for it in items]
+        if self.cfg.granularity == "sentence":
+            return [np.ones(len(words), dtype=bool) for _, _, words in sentences]
         mask = keep_mask(*occurrences(sentences), self.thresholds)
         return np.split(mask, np.cumsum([len(words) for _, _, words in sentences])[:-1]) if items else []
 
     def tokenize(self, sentences: list[list[str]]) -> dict[str, Any]:
         from xlray.wordmap import tokenize_words
 
-        ids, wids, cut = tokenize_words(self.tokenizer, sentences, self.max_length) if sentences else ([], [], [])
+        ids, wids, cut = (
+            tokenize_words(self.tokenizer, sentences, self.max_length, self.as_text) if sentences else ([], [], [])
+        )
         return {"ids": ids, "word_ids": wids, "truncated": list(map(bool, cut))}
 
     def payload(self, chunk: Chunk) -> dict[str, Any]:
@@ -155,18 +167,24 @@ class ForwardChunks:
         self.cfg = ExtractConfig.model_validate_json(cfg_json)
         if device() == "cpu" and threads:
             torch.set_num_threads(threads)
-        self.lm = load_model(ModelConfig.model_validate(self.cfg.model.model_dump()), device())
+        spread = self.cfg.gpus_per_actor
+        gpus = int(spread) if spread != "auto" and spread > 1 else 1  # > 1: the model spans this actor's GPUs
+        model_cfg = ModelConfig.model_validate(self.cfg.model.model_dump())
+        self.lm = load_model(model_cfg, device(), gpus=gpus, gpu_memory_gb=self.cfg.gpu_memory_gb)
         self.layers = layers
 
     def forward(self, payload: dict[str, Any], order: np.ndarray) -> dict[str, list[np.ndarray]]:
-        """Vectors of the kept words of the sentences ``order`` (in that order): per site, per batch an array
-        [layers, kept words, hidden] (stacked on the device, so one copy to the host per batch and site)."""
+        """Vectors of the sentences ``order`` (in that order): per site, per batch an array [layers, rows, hidden]
+        whose rows are the kept words (word granularity) or the sentences (sentence granularity). Only the asked
+        layers are pooled, each on the device that holds it, then stacked on the first and copied to the host once
+        per batch and site in the stored dtype."""
         import torch
 
         from xlray.models import layer_states
-        from xlray.wordmap import collate, pool_words
+        from xlray.wordmap import collate, pad_id
 
-        pad = self.lm.tokenizer.pad_token_id or 0
+        pad = pad_id(self.lm.tokenizer)
+        left = self.lm.family.causal and self.lm.tokenizer.padding_side == "left"  # encoders: always on the right
         dtype = torch.float16 if self.cfg.dtype == "float16" else torch.float32
         pooled: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(order), self.cfg.batch_size):
@@ -179,6 +197,7 @@ class ForwardChunks:
                     [tok["word_ids"][i] for i in idx],
                     np.asarray([tok["truncated"][i] for i in idx]),
                     pad,
+                    left,
                 )
             to_dev = {
                 k: {"input_ids": e.input_ids.to(self.lm.device), "attention_mask": e.attention_mask.to(self.lm.device)}
@@ -188,13 +207,21 @@ class ForwardChunks:
                 states = layer_states(self.lm, to_dev["source"], to_dev.get("target"))
                 for site in self.cfg.sites:
                     enc = batches[SIDE[site]]
-                    wanted = kept_among(payload[KEEP[SIDE[site]]], idx, enc.kept_words).to(self.lm.device)
-                    vectors = torch.stack(
-                        [pool_words(states[site][layer], enc, self.cfg.pooling).index_select(0, wanted)
-                         for layer in self.layers]
-                    )  # fmt: skip
+                    pool = self.pooler(payload, idx, enc, site)
+                    vectors = torch.stack([pool(states[site][layer]).to(self.lm.device) for layer in self.layers])
                     pooled.setdefault(site, []).append(vectors.to(dtype).cpu().numpy())
         return pooled
+
+    def pooler(self, payload: dict[str, Any], idx: np.ndarray, enc: Any, site: str) -> Any:
+        """The function from one layer's token states [batch, tokens, hidden] to the rows stored for it: the
+        sentences' vectors, or the kept words' (``site``'s keep masks)."""
+        from xlray.sentence_pool import pool_sentences
+        from xlray.wordmap import pool_words
+
+        if self.cfg.granularity == "sentence":
+            return lambda states: pool_sentences(states, enc, self.cfg.sentence_pooling)
+        wanted = kept_among(payload[KEEP[SIDE[site]]], idx, enc.kept_words)
+        return lambda states: pool_words(states, enc, self.cfg.pooling).index_select(0, wanted.to(states.device))
 
     def table(self, payload: dict[str, Any]) -> tuple[pa.Table, dict[str, int]]:
         """The chunk's table of kept occurrences and its counts."""
@@ -203,7 +230,9 @@ class ForwardChunks:
         needed = needs_forward(payload, self.cfg.sites)
         run = order[needed[order]]
         pooled = self.forward(payload, run) if len(run) else {}
-        table, stats = build_table(payload, order, pooled, self.layers, self.cfg, self.lm.hidden_size)
+        build = build_sentence_table if self.cfg.granularity == "sentence" else build_table
+        table, stats = build(payload, order[needed[order]] if build is build_sentence_table else order, pooled,
+                             self.layers, self.cfg, self.lm.hidden_size)  # fmt: skip
         return table, stats | {"sentences_run": len(run)}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -237,7 +266,8 @@ class ExtractChunks:
         shard_dir: str,
     ):
         self.forward = ForwardChunks(cfg_json, layers, threads)
-        self.tokenize = TokenizeChunks(cfg_json, max_length, thresholds, self.forward.lm.tokenizer)
+        lm = self.forward.lm
+        self.tokenize = TokenizeChunks(cfg_json, max_length, thresholds, lm.family.causal, lm.tokenizer)
         self.shard_dir = shard_dir
 
     def one(self, chunk_id: str, chunk: str) -> tuple[str, str]:
@@ -326,6 +356,47 @@ def build_table(
             "word_index": pa.array(columns["word_index"], pa.int32()),
             "site": pa.array(columns["site"], pa.string()),
             "layer": pa.array(columns["layer"], pa.int16()),
+            "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), type=vector_type(cfg.dtype, width)),
+        }
+    )
+    return table, dict(stats)
+
+
+def build_sentence_table(
+    payload: dict[str, Any], run: np.ndarray, pooled: dict, layers: list[int], cfg: ExtractConfig, width: int
+) -> tuple[pa.Table, dict[str, int]]:
+    """One Arrow table of sentence vectors: sentence_id, language, site, layer, tokens (pooled), vector; ``run``:
+    the items in the order ``pooled`` holds them."""
+    items, stats = payload["items"], Counter(payload["stats"])
+    stats["sentences"] += len(items)
+    columns: dict[str, list] = {k: [] for k in ("sentence_id", "language", "site", "layer", "tokens")}
+    vectors = []
+    for site in cfg.sites:
+        side = SIDE[site]
+        tok = payload[side]
+        lang_key, words_key = ("language", "words") if side == "source" else ("target_language", "target_words")
+        tokens = [len(tok["ids"][i]) if cfg.sentence_pooling == "mexa" else sum(w >= 0 for w in tok["word_ids"][i])
+                  for i in run]  # fmt: skip
+        stats[f"{site}_words"] += sum(len(items[i][words_key]) for i in run)
+        stats[f"{site}_truncated_sentences"] += sum(bool(tok["truncated"][i]) for i in run)
+        stats[f"{site}_pooled"] += len(run)
+        if not len(run):
+            continue
+        columns["sentence_id"] += [items[i]["sentence_id"] for i in run] * len(layers)
+        columns["language"] += [items[i][lang_key] for i in run] * len(layers)
+        columns["site"] += [site] * (len(run) * len(layers))
+        columns["layer"] += [layer for layer in layers for _ in run]
+        columns["tokens"] += tokens * len(layers)
+        vectors.append(np.concatenate(pooled[site], axis=1).reshape(-1))  # layer after layer, as the columns
+    np_type = np.float16 if cfg.dtype == "float16" else np.float32
+    flat = np.concatenate(vectors) if vectors else np.zeros(0, np_type)
+    table = pa.table(
+        {
+            "sentence_id": pa.array(columns["sentence_id"], pa.string()),
+            "language": pa.array(columns["language"], pa.string()),
+            "site": pa.array(columns["site"], pa.string()),
+            "layer": pa.array(columns["layer"], pa.int16()),
+            "tokens": pa.array(columns["tokens"], pa.int32()),
             "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), type=vector_type(cfg.dtype, width)),
         }
     )

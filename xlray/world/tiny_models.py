@@ -1,4 +1,8 @@
-"""Tiny random-init mBERT-, XLM-R- and mT5-style models with tokenizers trained on the synthetic world.
+"""Tiny random-init models of every family (mBERT, XLM-R, mT5 and the decoder-only LLMs) with tokenizers trained
+on the synthetic world.
+
+The LLMs get the two tokenizer kinds real ones have: byte-level BPE (Llama 3, Qwen) and SentencePiece-style BPE
+with ``▁`` word marks and byte fallback (Llama 2, Mistral, Gemma).
 
 They are saved with ``save_pretrained`` (safetensors) and load back through exactly the path used for real
 checkpoints (``xlray.models.load_model``). Each family of ``xlray.models.FAMILIES`` has one here, in ``SAVERS``.
@@ -6,7 +10,10 @@ checkpoints (``xlray.models.load_model``). Each family of ``xlray.models.FAMILIE
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -130,11 +137,125 @@ def save_mt5(texts: list[str], out: Path, hidden: int, layers: int, vocab: int, 
     tok.save_pretrained(out)
 
 
+def byte_level_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[str], bos: str | None) -> Tokenizer:
+    """Byte-level BPE (GPT-2's byte alphabet, so no text is unknown), as Llama 3 and Qwen use; ``bos`` starts
+    every sequence if given (Llama 3), none does without (Qwen)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=alphabet, show_progress=False
+    )
+    tok.train_from_iterator(texts, trainer)
+    steps = [processors.ByteLevel(trim_offsets=False)]
+    if bos is not None:
+        template = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
+        steps.append(template)
+    tok.post_processor = processors.Sequence(steps)
+    return tok
+
+
+BYTE_TOKENS = [f"<0x{b:02X}>" for b in range(256)]
+
+
+def byte_fallback_tokenizer(texts: Iterable[str], vocab_size: int, specials: list[str], bos: str) -> Tokenizer:
+    """SentencePiece-style BPE: ``▁`` marks a word start, a character outside the vocabulary becomes its UTF-8
+    bytes (``<0xE7>``), and ``bos`` starts every sequence, as in Llama 2, Mistral and Gemma."""
+    trained = Tokenizer(models.BPE(unk_token=specials[0]))
+    trained.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, show_progress=False, limit_alphabet=200
+    )
+    trained.train_from_iterator(texts, trainer)
+    # The byte tokens are ordinary vocabulary (decoded, not skipped as special tokens), right after the specials.
+    learned = json.loads(trained.to_str())["model"]
+    pieces = sorted((i, p) for p, i in learned["vocab"].items() if p not in specials)
+    vocab = {p: i for i, p in enumerate([*specials, *BYTE_TOKENS, *(p for _, p in pieces)])}
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learned["merges"]]
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token=specials[0], byte_fallback=True, fuse_unk=True))
+    tok.add_special_tokens(specials)
+    tok.pre_tokenizer = trained.pre_tokenizer
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A {bos} $B:1", special_tokens=[(bos, tok.token_to_id(bos))]
+    )
+    return tok
+
+
+@dataclass(frozen=True)
+class LlmShape:
+    """A tiny decoder-only model: its transformers config class, tokenizer kind and special tokens."""
+
+    config_class: str
+    byte_level: bool  # byte-level BPE; else SentencePiece-style BPE with byte fallback
+    bos: str | None
+    eos: str
+    pad: str | None  # None: the checkpoint has no pad token (xlray pads with EOS)
+    padding_side: str
+    unk: str = "<unk>"
+
+    def specials(self) -> list[str]:
+        names = [] if self.byte_level else [self.unk]
+        return list(dict.fromkeys([*names, *(t for t in (self.pad, self.bos, self.eos) if t)]))
+
+
+LLMS: dict[str, LlmShape] = {
+    "llama": LlmShape("LlamaConfig", True, "<|begin_of_text|>", "<|end_of_text|>", None, "right"),
+    "qwen2": LlmShape("Qwen2Config", True, None, "<|endoftext|>", "<|endoftext|>", "right"),
+    "qwen3": LlmShape("Qwen3Config", True, None, "<|endoftext|>", "<|endoftext|>", "left"),
+    "mistral": LlmShape("MistralConfig", False, "<s>", "</s>", None, "left"),
+    "gemma2": LlmShape("Gemma2Config", False, "<bos>", "<eos>", "<pad>", "left"),
+    "gemma3": LlmShape("Gemma3TextConfig", False, "<bos>", "<eos>", "<pad>", "right"),
+}
+
+
+def save_llm(family: str, texts: list[str], out: Path, hidden: int, layers: int, vocab: int, seed: int) -> None:
+    """A tiny random-init decoder-only model of ``family`` (its shape in ``LLMS``) and its tokenizer."""
+    import torch
+    import transformers
+    from transformers import AutoModel, PreTrainedTokenizerFast
+
+    shape = LLMS[family]
+    if shape.byte_level:
+        raw = byte_level_tokenizer(texts, vocab + 256, shape.specials(), shape.bos)
+    else:
+        raw = byte_fallback_tokenizer(texts, vocab, shape.specials(), shape.bos)
+    named = {"bos_token": shape.bos, "eos_token": shape.eos, "pad_token": shape.pad}
+    unk = {} if shape.byte_level else {"unk_token": shape.unk}
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=raw, padding_side=shape.padding_side, **unk, **{k: v for k, v in named.items() if v}
+    )
+    tok.model_max_length = 128
+    torch.manual_seed(seed)
+    cfg = getattr(transformers, shape.config_class)(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 32),
+        num_key_value_heads=1,
+        head_dim=32,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=128,
+        sliding_window=16,  # Mistral and Gemma: shorter than some sentences, so the window is exercised
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    AutoModel.from_config(cfg).save_pretrained(out)
+    tok.save_pretrained(out)
+
+
 # family name -> saver of its tiny model; a test checks that it covers FAMILIES
 SAVERS: dict[str, Callable[[list[str], Path, int, int, int, int], None]] = {
     "bert": save_bert,
     "xlm-roberta": save_xlmr,
     "mt5": save_mt5,
+    **{family: functools.partial(save_llm, family) for family in LLMS},
 }
 
 
