@@ -15,6 +15,7 @@ from xlray.errors import RunFailure, XlrayError
 STAGE_RUNNERS: dict[str, str] = {
     "extract": "xlray.extract.run:main",
     "concepts": "xlray.concepts.run:main",
+    "sentence-alignment": "xlray.sentence_alignment.run:main",
     "adjust": "xlray.adjust.run:main",
     "evaluate": "xlray.evaluate.run:main",
 }

@@ -64,6 +64,7 @@ STAGES: dict[str, str] = {
     "demo": "xlray.demo:DemoConfig",
     "extract": "xlray.extract.config:ExtractConfig",
     "concepts": "xlray.concepts.config:ConceptsConfig",
+    "sentence-alignment": "xlray.sentence_alignment.config:SentenceAlignmentConfig",
     "adjust": "xlray.adjust.config:AdjustConfig",
     "evaluate": "xlray.tasks.config:EvaluateConfig",
     "sweep": "xlray.sweep.config:SweepConfig",

@@ -183,3 +183,38 @@ def is_over_seeds(name: str) -> bool:
     """A ``zero_shot.*`` name of the whole condition: not one seed's result, nor the number of seeds."""
     r = parse(name)
     return r.family == ZERO_SHOT and r.source is not None and not any(p.startswith("seed") for p in (r.source, *r.rest))
+
+
+# An `xlray sentence-alignment` run's names (per layer with step = layer, or pooled over layers).
+
+
+def language_pair(source: str, target: str) -> str:
+    """``<source>-<target>``: a pair of a sentence-alignment run, its pivot (or first language) first."""
+    return f"{source}-{target}"
+
+
+def sentence_score(measure: str, pair: str) -> str:
+    """``<measure>.<pair>``: a layer's ``mexa``, ``cosine_gap`` or ``cka`` of one pair (step = layer)."""
+    return f"{measure}.{pair}"
+
+
+def retrieval(pair: str, direction: str) -> str:
+    """``retrieval.<pair>.<forward | backward>``: a layer's top-1 retrieval, pivot -> language (forward) or back."""
+    return f"retrieval.{pair}.{direction}"
+
+
+def mexa_pooled(pair: str, how: str) -> str:
+    """``mexa_<mean | max>.<pair>``: a pair's MEXA pooled over the scored layers."""
+    return f"mexa_{how}.{pair}"
+
+
+# A sweep trial's sentence-alignment step: the names above, under one prefix, in the trial's run.
+
+SENTENCE_ALIGNMENT = "sentence_alignment"
+MEXA_POOLINGS = ("mean", "max")  # how MEXA is pooled over layers (mexa_pooled)
+
+
+def sentence_alignment(name: str) -> str:
+    """``sentence_alignment.<name>``: a sentence-alignment name inside a trial, e.g. ``sentence_alignment.mexa.<pair>``
+    (step = layer) or the Tune result key ``sentence_alignment.mexa_mean.<pair>``; with ``name`` "" the prefix."""
+    return f"{SENTENCE_ALIGNMENT}.{name}"

@@ -1,0 +1,1 @@
+"""Sentence-level cross-lingual alignment per layer (MEXA, retrieval, cosine gap, CKA) from parallel sentences."""
