@@ -15,12 +15,12 @@ SHIPPED = sorted((ROOT / "sweeps").rglob("*.yaml"))
 
 def test_every_shipped_config_validates(monkeypatch, capsys):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # a sweep's validation would probe that server
-    assert len(SHIPPED) == 7, "the sweeps/ folder lost (or gained) example configs; update this count"
+    assert len(SHIPPED) == 8, "the sweeps/ folder lost (or gained) example configs; update this count"
     for path in SHIPPED:
         assert main(["validate", str(path)]) == 0, path
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(SHIPPED) and all(": ok" in line for line in lines)
-    assert sum("resources: checked against the cluster" in line for line in lines) == 3  # the three sweeps
+    assert sum("resources: checked against the cluster" in line for line in lines) == 4  # the four sweeps
 
 
 def bad_sweep(tmp_path: Path, **changes) -> Path:

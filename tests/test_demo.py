@@ -1,4 +1,5 @@
-"""`xlray demo` end to end (extract, concepts, the demo sweep) on the shared local Ray, read back from its MLflow."""
+"""`xlray demo` end to end (extract, concepts, sentence alignment, the demo sweep) in its own local Ray, read back
+from its MLflow."""
 
 import os
 import re
@@ -23,6 +24,7 @@ def test_demo_runs_quietly_and_logs_to_mlflow(tmp_path):
     assert len(lines) <= 60, "\n".join(lines)  # Ray's, Tune's and MLflow's own output went to the log file
     assert done.stderr.strip() == "", done.stderr[-3000:]
     assert "demo results" in done.stdout and "sweep, best trial" in done.stdout
+    assert re.search(r"sentence alignment, llama\s*│\s*en-xd\s*│\s*mexa_mean\s*│\s*[\d.]+", done.stdout)
     printed = done.stdout
     uri = f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}"
     assert f"mlflow ui --backend-store-uri {uri}" in printed
@@ -32,8 +34,8 @@ def test_demo_runs_quietly_and_logs_to_mlflow(tmp_path):
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("xlray-demo").experiment_id])
     by_name = {r.info.run_name: r for r in runs}
-    assert set(by_name) == {"extract-bert", "concepts-bert-base-xd-en", "sweep-demo", "bert-xd-reg_lambda=0",
-                            "bert-xd-reg_lambda=1"}  # fmt: skip
+    assert set(by_name) == {"extract-bert", "concepts-bert-base-xd-en", "extract-llama", "sentence-alignment-llama",
+                            "sweep-demo", "bert-xd-reg_lambda=0", "bert-xd-reg_lambda=1"}  # fmt: skip
     parent = by_name["sweep-demo"].info.run_id
     assert by_name["bert-xd-reg_lambda=1"].data.tags["mlflow.parentRunId"] == parent
     assert "zero_shot.continual.xd.accuracy" in by_name["bert-xd-reg_lambda=0"].data.metrics
@@ -41,5 +43,8 @@ def test_demo_runs_quietly_and_logs_to_mlflow(tmp_path):
     assert by_name["extract-bert"].data.metrics["count.sentences"] == 600
     history = client.get_metric_history(by_name["concepts-bert-base-xd-en"].info.run_id, "colap")
     assert sorted(m.step for m in history) == [0, 1, 2]
+    assert by_name["extract-llama"].data.metrics["count.sentences"] == 600  # both sides of the xd-en corpus
+    mexa = client.get_metric_history(by_name["sentence-alignment-llama"].info.run_id, "mexa.en-xd")
+    assert sorted(m.step for m in mexa) == [0, 1, 2] and all(0 <= m.value <= 1 for m in mexa)
     assert (tmp_path / "out" / "concepts" / "xd-en" / "browser.html").is_file()
     assert (tmp_path / "out" / "sweep" / "report" / "summary.md").is_file()

@@ -12,12 +12,13 @@ from typing import Literal
 from pydantic import Field
 
 from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig, load_config
-from xlray.families import FamilyName
+from xlray.families import EncoderFamilyName
 from xlray.sweep.config import SweepConfig
 from xlray.tracking import tracking_uri
 from xlray.world.build import WorldConfig
 
-Step = Literal["extract", "concepts", "sweep"]
+Step = Literal["extract", "concepts", "sentence-alignment", "sweep"]
+DEMO_LLM = "llama"  # the tiny decoder-only model whose sentence alignment (MEXA) the demo scores
 
 
 class DemoConfig(Strict):
@@ -26,8 +27,8 @@ class DemoConfig(Strict):
     stage: Literal["demo"] = "demo"
     output_dir: str = "xlray-runs/demo"
     world: WorldConfig = Field(default_factory=lambda: WorldConfig(parallel_sentences=1000, task_train=450))
-    family: FamilyName = "bert"
-    steps: list[Step] = Field(default_factory=lambda: ["extract", "concepts", "sweep"])
+    family: EncoderFamilyName = Field("bert", description="the tiny encoder every step but sentence-alignment runs")
+    steps: list[Step] = Field(default_factory=lambda: ["extract", "concepts", "sentence-alignment", "sweep"])
     seeds: list[int] = Field(default_factory=lambda: [0])
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig(experiment="xlray-demo"))
@@ -63,6 +64,23 @@ def concepts_configs(cfg: DemoConfig, out: Path, tracking: TrackingConfig):
         })
         for lang in cfg.world.languages
     ]  # fmt: skip
+
+
+def sentence_alignment_configs(cfg: DemoConfig, out: Path, tracking: TrackingConfig):
+    """Sentence vectors of the tiny LLM (MEXA's pooling) for the parallel corpora, then MEXA per layer and pair with
+    the source language as the pivot. Line k of both sides of a corpus gets the same sentence id."""
+    from xlray.extract.config import ExtractConfig
+    from xlray.sentence_alignment.config import SentenceAlignmentConfig
+
+    model = ModelConfig(name=str(out / "assets" / "models" / DEMO_LLM))
+    words = extract_config(cfg, out, model, tracking).model_dump()
+    folder = out / "sentence-alignment"
+    extract = ExtractConfig.model_validate(
+        {**words, "granularity": "sentence", "sentence_pooling": "mexa", "output_dir": str(folder / "extract")}
+    )
+    alignment = SentenceAlignmentConfig(activations=extract.output_dir, output_dir=str(folder / "scores"),
+                                        pivot=cfg.world.source, tracking=tracking)  # fmt: skip
+    return extract, alignment
 
 
 def demo_sweep(cfg: DemoConfig, out: Path) -> SweepConfig:
@@ -107,8 +125,9 @@ def run_demo(config_path: str | None = None, output: str | None = None) -> int:
     cfg = load_config(config_path, DemoConfig) if config_path else DemoConfig()
     out = Path(output or cfg.output_dir).resolve()
     log_file = log_to(out)
-    say(f"[demo] writing the synthetic world and a tiny {cfg.family} model under {out / 'assets'}")
-    write_assets(out / "assets", families=[cfg.family], world=cfg.world)
+    families = list(dict.fromkeys([cfg.family, *([DEMO_LLM] if "sentence-alignment" in cfg.steps else [])]))
+    say(f"[demo] writing the synthetic world and tiny models ({', '.join(families)}) under {out / 'assets'}")
+    write_assets(out / "assets", families=families, world=cfg.world)
     tracking = cfg.tracking.model_copy(update={"uri": tracking_uri(cfg.tracking, out)})
     model = ModelConfig(name=str(out / "assets" / "models" / cfg.family))
     say(f"[demo] {start_ray(cfg.ray) or 'Ray: this process is connected already'}")
@@ -127,6 +146,14 @@ def run_demo(config_path: str | None = None, output: str | None = None) -> int:
             for metric in ("calign." + f"{concepts.source}_{concepts.target}", "colap"):
                 results.append([f"concepts, layer {top}", f"{concepts.source}-{concepts.target}", metric,
                                 manifest["results"][top].get(metric)])  # fmt: skip
+    if "sentence-alignment" in cfg.steps:
+        from xlray.extract.run import run_extract
+        from xlray.sentence_alignment.run import run_sentence_alignment
+
+        extract, alignment = sentence_alignment_configs(cfg, out, tracking)
+        run_extract(extract)
+        for pair, pooled in run_sentence_alignment(alignment)["aggregates"].items():
+            results.append([f"sentence alignment, {DEMO_LLM}", pair, "mexa_mean", pooled["mexa_mean"]])  # over layers
     if "sweep" in cfg.steps:
         from xlray.sweep.run import run_sweep
 

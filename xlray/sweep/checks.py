@@ -7,6 +7,7 @@ the running cluster, and opening a local tracking store (sqlite in the output fo
 
 from __future__ import annotations
 
+from xlray.sweep import sentence_alignment
 from xlray.sweep.concepts import check_step
 from xlray.sweep.config import SweepConfig
 from xlray.sweep.metrics import check_metrics
@@ -15,10 +16,11 @@ from xlray.tracking import client_for, server_uri
 
 
 def preflight(cfg: SweepConfig) -> None:
-    """Raise XlrayError naming the field if the space, the concepts step or the search metric is bad, or if the
-    tracking server (an http(s) URI from the config or $MLFLOW_TRACKING_URI) cannot be reached."""
+    """Raise XlrayError naming the field if the space, the concepts or sentence-alignment step or the search metric
+    is bad, or if the tracking server (an http(s) URI from the config or $MLFLOW_TRACKING_URI) cannot be reached."""
     check_space(cfg)
     check_step(cfg)
+    sentence_alignment.check_step(cfg)
     check_metrics(cfg)
     server = server_uri(cfg.tracking)
     if server:

@@ -2,15 +2,17 @@
 
 A trial adjusts one model on one language group, fine-tunes on English per condition (base / adjusted / continual)
 over the evaluation seeds, tests zero-shot on the group, and measures alignment per layer on the resulting
-checkpoints. ``adjust`` and ``evaluate`` are templates of the stage configs; the sweep fills in the model, the
-languages, the output folders and the tracking, and the search space overrides single fields by dotted path.
+checkpoints; optional steps add concepts (CALIGN/COLAP) and sentence alignment (MEXA), which also run alone, e.g.
+over decoder-only LLMs. ``adjust`` and ``evaluate`` are templates of the stage configs; the sweep fills in the
+model, the languages, the output folders and the tracking, and the search space overrides single fields by dotted
+path.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from xlray.adjust.config import AdjustConfig
 from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig, first_error
@@ -124,6 +126,33 @@ class ConceptsStep(Strict):
         return ParallelFiles(source=self.source, target=self.english).for_language(lang)
 
 
+class SentenceAlignmentStep(Strict):
+    """MEXA, retrieval, cosine gap and CKA per layer of the original checkpoint: extract sentence vectors of the
+    trial's languages and the pivot from one id-parallel corpus, then score the pivot against each language.
+
+    ``{lang}`` in ``files`` becomes each language (FLORES+: one Parquet file per language, joined on ``id``).
+    Extraction actors are scheduled by Ray outside the trial's reservation; the trial itself scores.
+    """
+
+    files: str = Field(description="one Parquet file per language, e.g. /mnt/data/flores_plus/devtest/{lang}.parquet")
+    pivot: str = Field(description="the language every other is scored against, e.g. eng_Latn")
+    id_column: str = "id"
+    text_column: str = "text"
+    extract: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides of `xlray extract` fields; the step sets granularity: sentence, and unless "
+        "overridden sentence_pooling: mexa and actors: 1",
+    )
+    alignment: dict[str, Any] = Field(default_factory=dict, description="overrides of `xlray sentence-alignment`")
+
+    @field_validator("files")
+    @classmethod
+    def _per_language(cls, value: str) -> str:
+        if "{lang}" not in value:
+            raise ValueError(f"{value!r} has no {{lang}}: every language needs its own file")
+        return value
+
+
 class WorldAssets(Strict):
     """Build the synthetic world and tiny models here first (if missing): makes the demo sweep self-contained."""
 
@@ -162,6 +191,7 @@ class SweepConfig(Strict):
         "every condition's fine-tuned model (<condition>-tuned, its first seed)",
     )
     concepts: ConceptsStep | None = None
+    sentence_alignment: SentenceAlignmentStep | None = None
     search: SearchConfig = Field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
@@ -170,8 +200,8 @@ class SweepConfig(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:
-        if not (self.adjust or self.evaluate or self.concepts):
-            raise ValueError("nothing to run: give adjust, evaluate or concepts")
+        if not (self.adjust or self.evaluate or self.concepts or self.sentence_alignment):
+            raise ValueError("nothing to run: give adjust, evaluate, concepts or sentence_alignment")
         for stage in TEMPLATES:
             if getattr(self, stage) is not None:
                 self.template(stage)  # the template must make a valid stage config before anything runs

@@ -4,6 +4,7 @@ zero_shot.<condition>.<language | targets_mean>.<metric>   e.g. zero_shot.contin
                                                           (dev_<metric>: the dev split's, e.g. dev_accuracy)
 align.<checkpoint>.<aligned | unaligned | drift | ratio>.<language | all>   at the adjustment's layer
 concepts.<checkpoint>.<lang>-en.<metric>                  at the last analysed layer
+sentence_alignment.<mexa_mean | mexa_max>.<pivot>-<lang | targets_mean>   MEXA pooled over layers
 
 A search that picks trials by its metric (random, optuna, or ASHA early stopping) must pick by a dev-split score
 unless ``search.allow_test_metric`` says otherwise: picking by a test score tunes on the test set. A grid search
@@ -13,7 +14,20 @@ runs every point whatever the metric, so there the metric only ranks the finishe
 from __future__ import annotations
 
 from xlray.errors import XlrayError
-from xlray.result_names import ALIGN, ALIGN_KINDS, ALL, CONCEPTS, TARGETS_MEAN, ZERO_SHOT, dev, is_dev, parse, zero_shot
+from xlray.result_names import (
+    ALIGN,
+    ALIGN_KINDS,
+    ALL,
+    CONCEPTS,
+    SENTENCE_ALIGNMENT,
+    TARGETS_MEAN,
+    ZERO_SHOT,
+    dev,
+    is_dev,
+    parse,
+    zero_shot,
+)
+from xlray.sweep import sentence_alignment
 from xlray.sweep.config import SweepConfig
 
 
@@ -43,7 +57,9 @@ def metric_problem(cfg: SweepConfig, name: str) -> str | None:
         if len(result.rest) < 2 or result.source not in checkpoints:
             return f"expected concepts.<checkpoint>.<lang>-en.<metric> with a checkpoint in {checkpoints}"
         return None
-    return "a result name starts with zero_shot., align. or concepts."
+    if result.family == SENTENCE_ALIGNMENT:
+        return sentence_alignment.metric_problem(cfg, name)
+    return "a result name starts with zero_shot., align., concepts. or sentence_alignment."
 
 
 def check_metrics(cfg: SweepConfig) -> None:

@@ -23,10 +23,22 @@ from xlray.configs import load_config
 from xlray.console import say
 from xlray.errors import XlrayError
 from xlray.outputs import atomic, read_json
-from xlray.result_names import ALIGN, CONCEPTS, HP_PARAM, P_VALUE, P_VALUE_SEEDS, is_over_seeds, parse_zero_shot
+from xlray.result_names import (
+    ALIGN,
+    CONCEPTS,
+    HP_PARAM,
+    MEXA_POOLINGS,
+    P_VALUE,
+    P_VALUE_SEEDS,
+    SENTENCE_ALIGNMENT,
+    is_over_seeds,
+    parse_zero_shot,
+)
 from xlray.sweep.config import SweepConfig
 
-PER_LAYER = (f"{ALIGN}.", f"{CONCEPTS}.")
+PER_LAYER = (f"{ALIGN}.", f"{CONCEPTS}.", f"{SENTENCE_ALIGNMENT}.")
+# ... except the extraction's counts and MEXA pooled over layers, one value each
+NOT_PER_LAYER = (f"{SENTENCE_ALIGNMENT}.extract.", *(f"{SENTENCE_ALIGNMENT}.mexa_{how}." for how in MEXA_POOLINGS))
 HP = HP_PARAM
 MISSING = "missing."  # the tag prefix of a metric that could not be computed (tracking.MlflowSink.log_missing)
 COMPARED = ("base", "adjusted")  # the earlier conditions the tables have p-value columns for
@@ -177,7 +189,7 @@ def layer_table(client: Any, runs: list[Any], swept: list[str]) -> pl.DataFrame:
     for run in runs:
         ident = identity(run, swept)
         for name in run.data.metrics:
-            if name.startswith(PER_LAYER):
+            if name.startswith(PER_LAYER) and not name.startswith(NOT_PER_LAYER):
                 for m in client.get_metric_history(run.info.run_id, name):
                     rows.append({**{k: ident[k] for k in ("trial_id", "model", "languages", "setting")},
                                  "metric": name, "layer": m.step, "value": m.value})  # fmt: skip

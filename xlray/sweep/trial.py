@@ -1,7 +1,8 @@
 """One sweep trial as a Ray Tune function, written out as a recipe.
 
 adjust -> per condition: fine-tune on English and test zero-shot (base / adjusted / continual) -> alignment per
-layer of the resulting checkpoints -> optional concepts (CALIGN/COLAP) -> result.json (last) -> final report.
+layer of the resulting checkpoints -> optional concepts (CALIGN/COLAP) -> optional sentence alignment (MEXA) ->
+result.json (last) -> final report.
 
 Everything a trial logs goes into one MLflow run, a child of the sweep's parent run, found again by its trial id
 when a resumed sweep restarts the trial. Stage outputs live in ``output_dir/trials/<trial id>`` and are reused
@@ -100,6 +101,10 @@ def pipeline(cfg: SweepConfig, trial: dict[str, Any], configs: dict[str, Any], f
         from xlray.sweep.concepts import run_concepts_step
 
         steps.append(lambda sink: run_concepts_step(cfg, trial, configs, folder, sink))
+    if cfg.sentence_alignment is not None:
+        from xlray.sweep.sentence_alignment import run_sentence_alignment_step
+
+        steps.append(lambda sink: run_sentence_alignment_step(cfg, trial, folder, sink))
     return steps
 
 

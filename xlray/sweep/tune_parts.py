@@ -41,12 +41,13 @@ def scheduler(cfg: SweepConfig) -> Any:
 
 
 def pipeline_steps(cfg: SweepConfig) -> int:
-    """Results a trial reports: one per step (adjust, each condition, concepts)."""
+    """Results a trial reports: one per step (adjust, each condition, concepts, sentence alignment)."""
     if cfg.evaluate is None:
         evaluate = 0
     else:
         evaluate = len(cfg.conditions) if cfg.adjust is not None else 1
-    return int(cfg.adjust is not None) + evaluate + int(cfg.concepts is not None)
+    optional = int(cfg.concepts is not None) + int(cfg.sentence_alignment is not None)
+    return int(cfg.adjust is not None) + evaluate + optional
 
 
 class TrialRunStatus(tune.Callback):
