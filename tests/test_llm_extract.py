@@ -17,7 +17,7 @@ from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import plan_chunks
 from xlray.extract.stages import ForwardChunks, TokenizeChunks
 from xlray.families import LLM_FAMILIES
-from xlray.models import load_model, spread_over_gpus
+from xlray.models import load_model, refuse_llm, spread_over_gpus
 from xlray.sentence_pool import pool_sentences
 from xlray.wordmap import collate
 
@@ -93,7 +93,8 @@ def test_word_vectors_equal_an_unpadded_single_sentence_forward(assets, tmp_path
 
 
 @pytest.mark.parametrize("padding_side", ["right", "left"])
-@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma2"])  # BOS + byte-level, no BOS, BOS + byte fallback
+# BOS + byte-level, no BOS, BOS + byte fallback; and encoders get sentence vectors too
+@pytest.mark.parametrize("family", ["llama", "qwen2", "gemma2", "bert", "xlm-roberta"])
 @pytest.mark.parametrize("pooling", ["mean", "weighted-mean", "last", "mexa"])
 def test_sentence_vectors_equal_an_unpadded_single_sentence_forward(assets, tmp_path, family, pooling, padding_side):
     cfg = config(assets, tmp_path, family, granularity="sentence", sentence_pooling=pooling)
@@ -165,3 +166,10 @@ def test_gpus_per_actor_above_one_must_be_whole():
     with pytest.raises(ValueError, match="gpus_per_actor: 1.5: above 1 it must be whole"):
         ExtractConfig(model={"name": "m"}, inputs=[{"format": "text", "path": "p", "language": "x"}],
                       languages=["x"], output_dir="o", gpus_per_actor=1.5)  # fmt: skip
+
+
+def test_stages_that_train_refuse_llms_before_any_work(assets):
+    for family in LLM_FAMILIES:
+        with pytest.raises(XlrayError, match=rf"decoder-only LLM \({family}\); xlray adjust trains encoders only"):
+            refuse_llm(ModelConfig(name=str(assets / "models" / family)), "adjust")
+    refuse_llm(ModelConfig(name=str(assets / "models" / "bert")), "adjust")  # an encoder passes

@@ -26,7 +26,7 @@ class Family:
     layer i. ``last_layer`` is the index task heads read. BERT and XLM-R end each layer in its own LayerNorm, so
     hL is layer L's output as is. T5/mT5 is pre-norm: h1..h(L-1) are the unnormalised residual stream, while hL
     (= ``last_hidden_state``) comes after the stack's ``final_layer_norm``; layer L's unnormalised output is not
-    returned. The decoder-only LLMs (Llama, Mistral, Qwen 2/3, Gemma 2/3) are pre-norm in the same way: hL comes
+    returned. The decoder-only LLMs (Llama, Mistral, Qwen 2/3, Gemma 2/3, Cohere) are pre-norm in the same way: hL comes
     after the model's final ``norm`` (a test checks it), h1..h(L-1) are the residual stream.
     """
 
@@ -62,6 +62,7 @@ FAMILIES: dict[str, Family] = {
         Family("qwen3", ("qwen3",), "AutoModel", causal=True),
         Family("gemma2", ("gemma2",), "AutoModel", causal=True),
         Family("gemma3", ("gemma3_text",), "AutoModel", causal=True),
+        Family("cohere", ("cohere",), "AutoModel", causal=True),  # Command R, Aya Expanse
     )
 }
 FAMILY_NAMES: tuple[str, ...] = tuple(FAMILIES)
@@ -69,3 +70,4 @@ ENCODER_FAMILIES: tuple[str, ...] = tuple(name for name, f in FAMILIES.items() i
 LLM_FAMILIES: tuple[str, ...] = tuple(name for name, f in FAMILIES.items() if f.causal)
 # The names as a type, for the configs (a Literal subscripted with a tuple is the Literal of its items).
 FamilyName = Literal[FAMILY_NAMES]
+EncoderFamilyName = Literal[ENCODER_FAMILIES]  # where a stage trains the model (adjust, evaluate, the demo's sweep)

@@ -180,6 +180,16 @@ def model_facts(cfg: ModelConfig) -> dict[str, Any]:
     return facts_of(cfg, conf, family, saved.get("model_max_length") or UNLIMITED)
 
 
+def refuse_llm(cfg: ModelConfig, stage: str) -> None:
+    """A stage that trains the model (adjust, evaluate) refuses a decoder-only LLM, before any work starts."""
+    family = model_facts(cfg)["family"]
+    if FAMILIES[family].causal:
+        raise XlrayError(
+            f"model.name: {cfg.name} is a decoder-only LLM ({family}); xlray {stage} trains encoders only so far "
+            "(LLMs: extract, concepts and sentence-alignment)"
+        )
+
+
 def load_model(cfg: ModelConfig, device: str = "cpu", gpus: int = 1, gpu_memory_gb: float | None = None) -> LoadedModel:
     """Load tokenizer and model for ``cfg`` on ``device``, safetensors only and no remote code by default.
 

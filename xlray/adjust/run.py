@@ -28,7 +28,7 @@ from xlray.configs import TrackingConfig, load_config
 from xlray.console import log_to
 from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
-from xlray.models import describe, encoder_of, load_model
+from xlray.models import describe, encoder_of, load_model, refuse_llm
 from xlray.outputs import atomic_dir, write_json
 from xlray.stage_rules import finished, result_config, run_name, run_tags
 from xlray.tracking import Sink, open_run
@@ -55,6 +55,7 @@ def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
     done = finished(out / MANIFEST, cfg, "adjustment")
     if done is not None:
         return done
+    refuse_llm(cfg.model, "adjust")
     out.mkdir(parents=True, exist_ok=True)
     set_seed(cfg.seed)
     fresh_accelerator_state(cfg.optim.mixed_precision)

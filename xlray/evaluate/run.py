@@ -38,7 +38,7 @@ from xlray.evaluate.summary import (
     summarise,
     table,
 )
-from xlray.models import LoadedModel, describe, load_model
+from xlray.models import LoadedModel, describe, load_model, refuse_llm
 from xlray.outputs import atomic_dir, read_json, write_json, write_parquet
 from xlray.stage_rules import finished, result_config, run_name, run_tags
 from xlray.tasks.config import EvaluateConfig
@@ -74,6 +74,7 @@ def run_evaluation(
     done = finished(out / MANIFEST, cfg, "evaluation", refuse=False)  # else each seed says what it can reuse
     if done is not None:
         return done["summary"]
+    refuse_llm(cfg.model, "evaluate")
     out.mkdir(parents=True, exist_ok=True)
     task = task_module(cfg.task.kind)
     seeds = cfg.seeds if fine_tunes(task) else cfg.seeds[:1]  # XSR has no training: one run says it all

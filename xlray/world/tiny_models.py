@@ -211,6 +211,7 @@ LLMS: dict[str, LlmShape] = {
     "mistral": LlmShape("MistralConfig", False, "<s>", "</s>", None, "left"),
     "gemma2": LlmShape("Gemma2Config", False, "<bos>", "<eos>", "<pad>", "left"),
     "gemma3": LlmShape("Gemma3TextConfig", False, "<bos>", "<eos>", "<pad>", "right"),
+    "cohere": LlmShape("CohereConfig", True, "<BOS_TOKEN>", "<EOS_TOKEN>", "<PAD>", "left"),
 }
 
 
