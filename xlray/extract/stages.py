@@ -224,15 +224,16 @@ class ForwardChunks:
         return lambda states: pool_words(states, enc, self.cfg.pooling).index_select(0, wanted.to(states.device))
 
     def table(self, payload: dict[str, Any]) -> tuple[pa.Table, dict[str, int]]:
-        """The chunk's table of kept occurrences and its counts."""
+        """The chunk's table of kept occurrences (or of sentences) and its counts."""
         lengths = np.asarray([len(x) for x in payload["source"]["ids"]])
         order = np.argsort(lengths, kind="stable")  # length buckets: little padding
         needed = needs_forward(payload, self.cfg.sites)
         run = order[needed[order]]
         pooled = self.forward(payload, run) if len(run) else {}
-        build = build_sentence_table if self.cfg.granularity == "sentence" else build_table
-        table, stats = build(payload, order[needed[order]] if build is build_sentence_table else order, pooled,
-                             self.layers, self.cfg, self.lm.hidden_size)  # fmt: skip
+        if self.cfg.granularity == "sentence":
+            table, stats = build_sentence_table(payload, run, pooled, self.layers, self.cfg, self.lm.hidden_size)
+        else:
+            table, stats = build_table(payload, order, pooled, self.layers, self.cfg, self.lm.hidden_size)
         return table, stats | {"sentences_run": len(run)}
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
