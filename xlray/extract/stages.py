@@ -347,20 +347,7 @@ def build_table(
         columns["site"] += [site] * (len(item_of) * len(layers))
         columns["layer"] += [layer for layer in layers for _ in item_of]
         vectors.append(np.concatenate(pooled[site], axis=1).reshape(-1))  # layer after layer, as the columns
-    np_type = np.float16 if cfg.dtype == "float16" else np.float32
-    flat = np.concatenate(vectors) if vectors else np.zeros(0, np_type)
-    table = pa.table(
-        {
-            "sentence_id": pa.array(columns["sentence_id"], pa.string()),
-            "language": pa.array(columns["language"], pa.string()),
-            "word": pa.array(columns["word"], pa.string()),
-            "word_index": pa.array(columns["word_index"], pa.int32()),
-            "site": pa.array(columns["site"], pa.string()),
-            "layer": pa.array(columns["layer"], pa.int16()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), type=vector_type(cfg.dtype, width)),
-        }
-    )
-    return table, dict(stats)
+    return shard_table(columns, vectors, cfg.dtype, width), dict(stats)
 
 
 def build_sentence_table(
@@ -389,19 +376,21 @@ def build_sentence_table(
         columns["layer"] += [layer for layer in layers for _ in run]
         columns["tokens"] += tokens * len(layers)
         vectors.append(np.concatenate(pooled[site], axis=1).reshape(-1))  # layer after layer, as the columns
-    np_type = np.float16 if cfg.dtype == "float16" else np.float32
-    flat = np.concatenate(vectors) if vectors else np.zeros(0, np_type)
-    table = pa.table(
-        {
-            "sentence_id": pa.array(columns["sentence_id"], pa.string()),
-            "language": pa.array(columns["language"], pa.string()),
-            "site": pa.array(columns["site"], pa.string()),
-            "layer": pa.array(columns["layer"], pa.int16()),
-            "tokens": pa.array(columns["tokens"], pa.int32()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), type=vector_type(cfg.dtype, width)),
-        }
+    return shard_table(columns, vectors, cfg.dtype, width), dict(stats)
+
+
+COLUMN_TYPES = {"sentence_id": pa.string(), "language": pa.string(), "word": pa.string(), "word_index": pa.int32(),
+                "site": pa.string(), "layer": pa.int16(), "tokens": pa.int32()}  # fmt: skip
+
+
+def shard_table(columns: dict[str, list], vectors: list[np.ndarray], dtype: str, width: int) -> pa.Table:
+    """A shard's Arrow table: the label ``columns`` (types from COLUMN_TYPES), then the rows' vectors, given as flat
+    arrays in row order."""
+    flat = np.concatenate(vectors) if vectors else np.zeros(0, np.float16 if dtype == "float16" else np.float32)
+    labels = {name: pa.array(values, COLUMN_TYPES[name]) for name, values in columns.items()}
+    return pa.table(
+        {**labels, "vector": pa.FixedSizeListArray.from_arrays(pa.array(flat), type=vector_type(dtype, width))}
     )
-    return table, dict(stats)
 
 
 def write_shards(batch: dict[str, np.ndarray], shard_dir: str) -> dict[str, np.ndarray]:
