@@ -69,10 +69,10 @@ def text_word_ids(words: list[str], offsets: list[tuple[int, int]], special: lis
     its last character, where the space before a word counts as that word's (None: a special token)."""
     # Word k (k >= 1) owns the characters from the space before it: bounds[k] is that space.
     bounds = np.cumsum([0] + [len(w) + 1 for w in words[:-1]]) - np.r_[0, np.ones(len(words) - 1, int)]
-    owner = []
-    for (begin, end), is_special in zip(offsets, special, strict=True):
-        owner.append(None if is_special or end <= begin else int(np.searchsorted(bounds, end - 1, side="right")) - 1)
-    return owner
+    spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    owner = np.searchsorted(bounds, spans[:, 1] - 1, side="right") - 1
+    no_word = np.asarray(special, dtype=bool) | (spans[:, 1] <= spans[:, 0])
+    return [None if none else int(w) for w, none in zip(owner.tolist(), no_word.tolist(), strict=True)]
 
 
 def tokenize_words(
