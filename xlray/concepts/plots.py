@@ -7,13 +7,12 @@ from pathlib import Path
 
 import polars as pl
 
+from xlray.plotting import pyplot
+
 
 def plot_curves(results: Mapping[int, Mapping[str, float | None]], names: list[str], path: Path, title: str) -> Path:
     """One line per metric against the layer index; missing values leave gaps."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     layers = sorted(results)
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -33,10 +32,7 @@ def plot_curves(results: Mapping[int, Mapping[str, float | None]], names: list[s
 
 def plot_histograms(hist: pl.DataFrame, path: Path, title: str, xlabel: str) -> Path:
     """One panel per layer: the paired-difference histogram (columns layer, bin_left, bin_right, count), line at 0."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     layers = sorted(hist["layer"].unique().to_list())
     cols = min(max(len(layers), 1), 4)

@@ -9,17 +9,10 @@ from typing import Any
 
 import polars as pl
 
+from xlray.plotting import pyplot
+
 CURVES = (("mexa", "MEXA"), ("retrieval_pivot_to_lang", "retrieval pivot→lang"),
           ("retrieval_lang_to_pivot", "retrieval lang→pivot"))  # fmt: skip
-
-
-def pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_curves(results: pl.DataFrame, path: Path, title: str) -> Path:

@@ -23,6 +23,7 @@ from xlray.configs import load_config
 from xlray.console import say
 from xlray.errors import XlrayError
 from xlray.outputs import atomic, read_json
+from xlray.plotting import pyplot
 from xlray.result_names import (
     ALIGN,
     CONCEPTS,
@@ -232,10 +233,7 @@ def cell(row: dict[str, Any]) -> str:
 
 def plot_zero_shot(frame: pl.DataFrame, path: Path) -> None:
     """Grouped bars per (model, languages, setting) and language: one bar per condition, std as error bars."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     data = frame.filter(pl.col("language") != "targets_mean")
     groups = data.select("model", "languages", "setting", "language", "metric").unique(maintain_order=True).rows()
@@ -262,10 +260,7 @@ def plot_zero_shot(frame: pl.DataFrame, path: Path) -> None:
 
 def plot_layers(frame: pl.DataFrame, path: Path) -> None:
     """One panel per model and language group: aligned/unaligned ratio (and concept scores) against the layer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shown = frame.filter(pl.col("metric").str.contains(r"^align\..*\.ratio\.all$|\.calign|\.colap"))
     panels = shown.select("model", "languages").unique(maintain_order=True).rows()
