@@ -15,6 +15,7 @@ import torch
 from xlray import result_names as names
 from xlray.tasks.heads import TaskModel, pad_batch, to_device
 from xlray.tasks.metrics import TaskScore
+from xlray.wordmap import pad_id
 
 T = TypeVar("T")
 
@@ -62,14 +63,14 @@ def predict(model: TaskModel, features: Sequence[dict[str, Any]], batch_size: in
     Features are batched by length so that padding stays small.
     """
     model.eval()
-    pad_id = model.lm.tokenizer.pad_token_id or 0
+    pad = pad_id(model.lm.tokenizer)
     device = model.lm.device
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
     out: list[torch.Tensor | None] = [None] * len(features)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         rows = [{k: v for k, v in features[i].items() if k in INPUT_KEYS} for i in idx]
-        logits = model(to_device(pad_batch(rows, pad_id), device)).float().cpu()
+        logits = model(to_device(pad_batch(rows, pad), device)).float().cpu()
         for row, i in enumerate(idx):
             out[i] = logits[row, : len(features[i]["input_ids"])] if logits.ndim == 3 else logits[row]
     return out  # type: ignore[return-value]

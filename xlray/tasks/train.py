@@ -18,6 +18,7 @@ from xlray import result_names as names
 from xlray.tasks.config import FineTunedTask, TrainConfig
 from xlray.tasks.heads import TaskModel, pad_batch, to_device
 from xlray.tracking import Sink
+from xlray.wordmap import pad_id
 
 LossFn = Callable[[TaskModel, dict[str, torch.Tensor]], torch.Tensor]
 ExtraLoss = Callable[[], dict[str, tuple[float, torch.Tensor]]]  # name -> (weight, unweighted loss)
@@ -68,7 +69,7 @@ def fine_tune(
         if cfg.mixed_precision == "bf16"
         else nullcontext()
     )
-    pad_id = model.lm.tokenizer.pad_token_id or 0
+    pad = pad_id(model.lm.tokenizer)
     history = []
     model.train()
     for epoch in range(1, hyper.epochs + 1):
@@ -76,7 +77,7 @@ def fine_tune(
         sums: dict[str, float] = defaultdict(float)
         for step in range(steps):
             rows = [features[i] for i in order[step * hyper.batch_size : (step + 1) * hyper.batch_size]]
-            batch = to_device(pad_batch(rows, pad_id), device)
+            batch = to_device(pad_batch(rows, pad), device)
             with autocast:
                 terms = {"task": (1.0, loss_fn(model, batch))}
                 terms.update(extra_loss() if extra_loss else {})
