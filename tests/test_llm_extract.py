@@ -16,7 +16,7 @@ from xlray.extract.budget import check_budget
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import plan_chunks
 from xlray.extract.stages import ForwardChunks, TokenizeChunks
-from xlray.families import LLM_FAMILIES
+from xlray.families import FAMILIES, LLM_FAMILIES
 from xlray.models import load_model, refuse_llm, spread_over_gpus
 from xlray.sentence_pool import pool_sentences
 from xlray.wordmap import collate
@@ -155,11 +155,11 @@ def test_byte_budget_refuses_and_names_the_estimate(assets, tmp_path):
 
 def test_a_model_spreads_over_gpus_by_whole_layers_and_refuses_what_does_not_fit(assets):
     cfg = ModelConfig(name=str(assets / "models" / "llama"))
-    device_map = spread_over_gpus(cfg, torch.float32, {0: 400_000, 1: 400_000})
+    device_map = spread_over_gpus(cfg, FAMILIES["llama"], torch.float32, {0: 400_000, 1: 400_000})
     assert set(device_map.values()) == {0, 1}
     assert all(not k.startswith("layers.") or k.count(".") == 1 for k in device_map)  # layers stay whole
     with pytest.raises(XlrayError, match=r"gpus_per_actor: .* does not fit on 2 GPUs"):
-        spread_over_gpus(cfg, torch.float32, {0: 1_000, 1: 1_000})
+        spread_over_gpus(cfg, FAMILIES["llama"], torch.float32, {0: 1_000, 1: 1_000})
 
 
 def test_gpus_per_actor_above_one_must_be_whole():

@@ -199,7 +199,7 @@ def load_model(cfg: ModelConfig, device: str = "cpu", gpus: int = 1, gpu_memory_
     conf, family, tokenizer = read_checkpoint(cfg)
     dtype = torch_dtype(cfg, device)
     spread = gpus > 1 and device.startswith("cuda")
-    placement = {"device_map": spread_over_gpus(cfg, dtype, gpu_budgets(gpus, gpu_memory_gb))} if spread else {}
+    placement = {"device_map": spread_over_gpus(cfg, family, dtype, gpu_budgets(gpus, gpu_memory_gb))} if spread else {}
     try:
         model = model_class(family).from_pretrained(
             cfg.name,
@@ -237,7 +237,7 @@ def gpu_budgets(gpus: int, gpu_memory_gb: float | None) -> dict[int, int]:
     return {i: int(0.85 * torch.cuda.get_device_properties(i).total_memory) for i in range(gpus)}
 
 
-def spread_over_gpus(cfg: ModelConfig, dtype: Any, budgets: dict[int, int]) -> dict[str, int]:
+def spread_over_gpus(cfg: ModelConfig, family: Family, dtype: Any, budgets: dict[int, int]) -> dict[str, int]:
     """Accelerate's device map of the model over the GPUs of ``budgets`` (GPU index -> bytes of weights), whole
     transformer layers on each, planned on an empty (meta) model: no weights are read and no GPU is needed to plan.
     A model that does not fit is refused (nothing is offloaded to the CPU or disk)."""
@@ -245,7 +245,6 @@ def spread_over_gpus(cfg: ModelConfig, dtype: Any, budgets: dict[int, int]) -> d
     from transformers import AutoConfig
 
     conf = AutoConfig.from_pretrained(cfg.name, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
-    family = resolve_family(cfg, getattr(conf, "model_type", ""))
     with init_empty_weights():
         skeleton = model_class(family).from_config(conf, dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     device_map = infer_auto_device_map(
