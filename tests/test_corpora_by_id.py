@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pydantic import ValidationError
 
 from xlray.errors import XlrayError
 from xlray.extract.config import ExtractConfig, IdParallelCorpus, TextCorpus
@@ -215,3 +216,10 @@ def test_an_extract_config_takes_a_parallel_ids_input(flores):
         extract_config({"eng_Latn": flores["eng_Latn"]})
     with pytest.raises(ValueError, match="Extra inputs are not permitted"):
         extract_config(flores, language_column="lang")
+
+
+def test_a_config_asking_the_decoder_site_of_parallel_ids_is_refused(flores):
+    config = {"model": {"name": "m"}, "inputs": [{"format": "parallel_ids", "files": flores}],
+              "languages": list(flores), "output_dir": "out", "sites": ["encoder", "decoder"]}  # fmt: skip
+    with pytest.raises(ValidationError, match=r"inputs\.0\.format: parallel_ids has no source/target pairs"):
+        ExtractConfig.model_validate(config)

@@ -26,8 +26,8 @@ class Family:
     layer i. ``last_layer`` is the index task heads read. BERT and XLM-R end each layer in its own LayerNorm, so
     hL is layer L's output as is. T5/mT5 is pre-norm: h1..h(L-1) are the unnormalised residual stream, while hL
     (= ``last_hidden_state``) comes after the stack's ``final_layer_norm``; layer L's unnormalised output is not
-    returned. The decoder-only LLMs (Llama, Mistral, Qwen 2/3, Gemma 2/3, Cohere) are pre-norm in the same way: hL comes
-    after the model's final ``norm`` (a test checks it), h1..h(L-1) are the residual stream.
+    returned. The decoder-only LLMs (Llama, Mistral, Qwen 2/3, Gemma 2/3, Cohere) are pre-norm in the same way:
+    hL comes after the model's final ``norm`` (a test checks it), h1..h(L-1) are the residual stream.
     """
 
     name: str

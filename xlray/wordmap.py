@@ -67,8 +67,10 @@ def fit(ids: list[int], word_ids: list[int | None], max_length: int) -> tuple[li
 def text_word_ids(words: list[str], offsets: list[tuple[int, int]], special: list[int]) -> list[int | None]:
     """Which word of ``" ".join(words)`` each token belongs to, from its character ``offsets``: the word holding
     its last character, where the space before a word counts as that word's (None: a special token)."""
-    # Word k (k >= 1) owns the characters from the space before it: bounds[k] is that space.
-    bounds = np.cumsum([0] + [len(w) + 1 for w in words[:-1]]) - np.r_[0, np.ones(len(words) - 1, int)]
+    # Word k starts at starts[k]; from k >= 1 on it owns the space before it too, so its first character is one
+    # earlier (word 0 has no space before it).
+    starts = np.cumsum([0] + [len(w) + 1 for w in words[:-1]])
+    bounds = np.maximum(starts - 1, 0)
     spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
     owner = np.searchsorted(bounds, spans[:, 1] - 1, side="right") - 1
     no_word = np.asarray(special, dtype=bool) | (spans[:, 1] <= spans[:, 0])

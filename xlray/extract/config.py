@@ -115,7 +115,6 @@ class ExtractConfig(Strict):
                 raise ValueError(
                     f"inputs.{by_id[0]}.format: parallel_ids has no source/target pairs for sites: decoder"
                 )
-
         if (
             self.gpus_per_actor != "auto"
             and self.gpus_per_actor > 1

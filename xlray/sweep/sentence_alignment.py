@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from xlray import result_names as names
-from xlray.configs import ModelConfig, RayConfig, TrackingConfig, validate
+from xlray.configs import ModelConfig, RayConfig, validate
 from xlray.errors import XlrayError
+from xlray.sweep.concepts import OFF
 from xlray.sweep.config import SentenceAlignmentStep, SweepConfig
 from xlray.tracking import PrefixedSink, Sink
 
-OFF = TrackingConfig(enabled=False)
 # Fields of the two stage configs that the step sets for each trial (an override must leave them out).
 SET_BY_STEP = {
     "extract": ("stage", "model", "inputs", "languages", "output_dir", "granularity", "tracking"),
