@@ -18,6 +18,72 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_port(port: int, proc: subprocess.Popen, log: Path, what: str, timeout_s: float = 120) -> None:
+    """Wait until ``proc`` listens on 127.0.0.1:``port``; a process that exits or never listens is an error."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}") from None
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{what} did not start in {timeout_s:.0f} s")
+
+
+# The S3-compatible server the object-storage tests use (moto's server mode, started on first use). Its endpoint
+# and dummy credentials are set here, before any Ray starts, so every Ray worker of the session inherits them.
+S3_PORT = free_port()
+S3_ENV = {
+    "AWS_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
+    "AWS_ACCESS_KEY_ID": "xlray-test-key",
+    "AWS_SECRET_ACCESS_KEY": "xlray-test-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",  # no instance-metadata look-up for credentials
+}
+os.environ.update(S3_ENV)
+
+
+def start_moto(root: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """moto's S3-compatible server on 127.0.0.1:``port`` (log in ``root``), once it listens."""
+    log = root / f"moto-{port}.log"
+    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                env={**os.environ, **(env or {})})  # fmt: skip
+    wait_for_port(port, proc, log, "moto server")
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3-compatible server (moto) on 127.0.0.1, reached through $AWS_ENDPOINT_URL; yields a function that
+    creates a fresh bucket and returns its ``s3://`` URI."""
+    import boto3
+
+    proc = start_moto(tmp_path_factory.mktemp("s3"), S3_PORT)
+    client = boto3.client("s3")
+    made = iter(range(1_000_000))
+
+    def bucket(prefix: str = "xlray") -> str:
+        name = f"{prefix}-{next(made)}"
+        client.create_bucket(Bucket=name)
+        return f"s3://{name}"
+
+    yield bucket
+    stop(proc)
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory):
     """A real `mlflow server` on 127.0.0.1 with a sqlite backend and proxied artifacts; yields its URI."""
@@ -41,25 +107,9 @@ def mlflow_server(tmp_path_factory):
     ]
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(root / 'server.log').read_text()[-2000:]}") from None
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("mlflow server did not start in 120 s")
-    yield uri
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    wait_for_port(port, proc, root / "server.log", "mlflow server")
+    yield f"http://127.0.0.1:{port}"
+    stop(proc)
 
 
 @pytest.fixture(scope="session")

@@ -52,6 +52,15 @@ class RayConfig(Strict):
     )
 
 
+class StorageConfig(Strict):
+    """How to reach object storage for ``s3://`` / ``gs://`` paths; credentials always come from the environment
+    (``AWS_ACCESS_KEY_ID``..., ``GOOGLE_APPLICATION_CREDENTIALS``, an instance role), never from a config."""
+
+    endpoint_url: str | None = Field(
+        None, description="An S3-compatible endpoint (MinIO, Ceph, GCS interop); default: $AWS_ENDPOINT_URL, else AWS"
+    )
+
+
 class TrackingConfig(Strict):
     """MLflow tracking; uri None means $MLFLOW_TRACKING_URI, else a sqlite file in the output folder."""
 

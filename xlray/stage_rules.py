@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from xlray.errors import XlrayError
 from xlray.outputs import read_json
 
-NOT_RESULT_FIELDS = frozenset({"tracking", "ray"})  # where a stage runs and logs, not what it computes
+NOT_RESULT_FIELDS = frozenset({"tracking", "ray", "storage"})  # where a stage runs, logs, stores: not its result
 
 
 def result_config(cfg: BaseModel | dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from xlray.configs import ModelConfig, Strict, TrackingConfig
+from xlray.configs import ModelConfig, StorageConfig, Strict, TrackingConfig
 from xlray.corpora import ParallelFiles
 
 
@@ -118,6 +118,7 @@ class AdjustConfig(Strict):
     seed: int = 0
     output_dir: str
     tracking: TrackingConfig = TrackingConfig()
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     @model_validator(mode="after")
     def _paths_per_language(self) -> AdjustConfig:

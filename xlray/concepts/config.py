@@ -9,7 +9,7 @@ from pydantic import Field
 from xlray.concepts.cluster import ClusterConfig, FastHdbscanConfig
 from xlray.concepts.metrics import CalignConfig, ColapConfig
 from xlray.concepts.points import PointsConfig
-from xlray.configs import Strict, TrackingConfig
+from xlray.configs import StorageConfig, Strict, TrackingConfig
 from xlray.corpora import ParallelFiles
 
 
@@ -48,6 +48,20 @@ class DistancesConfig(Strict):
     seed: int = Field(0, description="Seed of the unrelated partners (shared by all layers)")
 
 
+class ExplorerConfig(Strict):
+    """What the concept explorer page (explorer.html) shows; its size grows with each bound."""
+
+    top_words: int = Field(10, ge=1, description="Words listed per concept and language")
+    top_matches: int = Field(
+        5, ge=1, description="Target concepts listed per source concept: every aligned one, then the best by m"
+    )
+    map_points: int = Field(3000, ge=10, description="Occurrences sampled per layer for the 2-D map (PCA)")
+    gold_words: str | None = Field(
+        None,
+        description="The synthetic world's gold/words.parquet: each concept's majority gold concept and purity",
+    )
+
+
 class ConceptsConfig(Strict):
     """Everything `xlray concepts` needs; one MLflow run per (model, checkpoint, language pair)."""
 
@@ -63,9 +77,10 @@ class ConceptsConfig(Strict):
     calign: CalignConfig = Field(default_factory=CalignConfig)
     colap: ColapConfig = Field(default_factory=ColapConfig)
     distances: DistancesConfig = Field(default_factory=DistancesConfig)
-    browser_top_words: int = Field(10, ge=1, description="Words listed per cluster and language in the browser")
+    explorer: ExplorerConfig = Field(default_factory=ExplorerConfig)
     model_label: str | None = Field(None, description="Run-name label; default: the extracted model's folder name")
     checkpoint_label: str = Field("base", description="Run-name label of the checkpoint (base, adjusted, ...)")
     output_dir: str
     seed: int = 0
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig
+from xlray.configs import ModelConfig, RayConfig, StorageConfig, Strict, TrackingConfig
 from xlray.corpora import ParallelFiles
 from xlray.sentence_pool import SentencePooling
 
@@ -106,6 +106,7 @@ class ExtractConfig(Strict):
     seed: int = 0
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> ExtractConfig:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from xlray.configs import Strict, TrackingConfig
+from xlray.configs import StorageConfig, Strict, TrackingConfig
 
 
 class SentenceAlignmentConfig(Strict):
@@ -37,3 +37,4 @@ class SentenceAlignmentConfig(Strict):
         "beside MEXA in word_and_sentence.png",
     )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from xlray.adjust.config import AdjustConfig
-from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig, first_error
+from xlray.configs import ModelConfig, RayConfig, StorageConfig, Strict, TrackingConfig, first_error
 from xlray.corpora import ParallelFiles
 from xlray.families import FamilyName
 from xlray.tasks.config import EvaluateConfig
@@ -197,6 +197,7 @@ class SweepConfig(Strict):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig(experiment="xlray-sweeps"))
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from xlray.configs import ModelConfig, Strict, TrackingConfig
+from xlray.configs import ModelConfig, StorageConfig, Strict, TrackingConfig
 
 Files = dict[str, dict[str, str | list[str]]]  # context (train / test) -> dataset name -> file or files
 
@@ -223,6 +223,7 @@ class EvaluateConfig(Strict):
     significance: SignificanceConfig = SignificanceConfig()
     output_dir: str
     tracking: TrackingConfig = TrackingConfig()
+    storage: StorageConfig = Field(default_factory=StorageConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> EvaluateConfig:
