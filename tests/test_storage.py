@@ -111,3 +111,11 @@ def test_wrong_or_missing_credentials_are_refused_and_never_shown(strict_s3, mon
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     assert "no S3 credentials in the environment" in refusal("s3://strict/runs")
+
+
+def test_logged_params_never_hold_credentials():
+    from xlray.tracking import flatten
+
+    flat = flatten({"output_dir": "s3://AKIA123:SeCrEt@bucket/runs", "storage": {"endpoint_url": "http://u:pw@h:9"},
+                    "aws_secret_access_key": "x"})  # fmt: skip
+    assert flat == {"output_dir": "s3://***@bucket/runs", "storage.endpoint_url": "http://***@h:9"}

@@ -39,11 +39,14 @@ def verbose() -> bool:
 
 
 def log_to(folder: str | Path) -> Path:
-    """Send libraries' log records to ``folder/xlray.log`` (the first call in a process decides the file)."""
+    """Send libraries' log records to ``folder/xlray.log`` (the first call in a process decides the file; for a
+    folder in object storage, its local scratch folder)."""
+    from xlray.storage import scratch_dir
+
     global _log_file
     if _log_file is not None:
         return _log_file
-    folder = Path(folder)
+    folder = scratch_dir(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _log_file = folder.resolve() / LOG_FILE
     handler = logging.FileHandler(_log_file, encoding="utf-8")

@@ -28,12 +28,15 @@ def start_ray(cfg: RayConfig, verbose: bool | None = None) -> str | None:
     import ray
 
     from xlray.console import verbose as loud
+    from xlray.storage import worker_env
 
     if ray.is_initialized():
         return None
     verbose = loud() if verbose is None else verbose
     # Ray's INFO records go wherever xlray.console sent the "ray" logger (the log file, unless verbose).
     quiet = {"log_to_driver": verbose, "logging_level": logging.INFO}
+    if worker_env():  # the S3 endpoint reaches every worker of this job, on every node
+        quiet["runtime_env"] = {"env_vars": worker_env()}
     address = os.environ.get("RAY_ADDRESS") or cfg.address
     if not address:
         ray.init(address="local", num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, include_dashboard=False, **quiet)

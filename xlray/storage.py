@@ -75,6 +75,18 @@ def exists(path: str | Path) -> bool:
     return filesystem.get_file_info(inner).type != pafs.FileType.NotFound
 
 
+def download(uri: str, into: Path) -> Path:
+    """Copy the file or folder at ``uri`` into the local folder ``into``; returns the local copy's path."""
+    from pyarrow import fs as pafs
+
+    filesystem, inner = open_fs(uri)
+    local = into / name(uri)
+    if filesystem.get_file_info(inner).type == pafs.FileType.Directory:
+        local.mkdir(parents=True, exist_ok=True)
+    pafs.copy_files(inner, str(local), source_filesystem=filesystem, destination_filesystem=pafs.LocalFileSystem())
+    return local
+
+
 def scratch_dir(out: str | Path) -> Path:
     """A local folder for what an output at ``out`` keeps on this machine's disk: ``out`` itself when local, else
     ``$XLRAY_SCRATCH`` (default ``~/.cache/xlray``) ``/<bucket and path>-<hash>``, the same for the same URI."""

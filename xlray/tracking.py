@@ -9,6 +9,7 @@ import functools
 import math
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +20,8 @@ from typing import Any
 from xlray.configs import TrackingConfig
 from xlray.errors import XlrayError, one_line
 from xlray.outputs import atomic_path
+from xlray.storage import download, redact, scratch_dir
+from xlray.textio import is_uri
 
 SECRET_KEY = re.compile(r"(token|password|passwd|secret|api[_-]?key|credential)", re.IGNORECASE)
 # The experiment's kind: model development (runs), not GenAI (traces). MLflow 3.17's own UI ignores it (its
@@ -27,7 +30,8 @@ EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 
 
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Flatten nested params to ``a.b.c`` keys, dropping anything that looks like a secret."""
+    """Flatten nested params to ``a.b.c`` keys, dropping anything that looks like a secret and the credentials of
+    any URI (``s3://KEY:SECRET@bucket``)."""
     out: dict[str, str] = {}
     for key, value in params.items():
         name = f"{prefix}{key}"
@@ -36,7 +40,7 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, Mapping):
             out.update(flatten(value, f"{name}."))
         else:
-            out[name] = str(value)[:6000]
+            out[name] = redact(str(value))[:6000]
     return out
 
 
@@ -95,7 +99,12 @@ class MlflowSink:
         self.client.set_tag(self.run_id, f"missing.{name}", reason[:5000])
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), folder)
+        """Log a local file, or one in object storage (fetched to a temporary folder first)."""
+        if not is_uri(path):
+            self.client.log_artifact(self.run_id, str(path), folder)
+            return
+        with tempfile.TemporaryDirectory(prefix="xlray-artifact-") as tmp:
+            self.client.log_artifact(self.run_id, str(download(str(path), Path(tmp))), folder)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
@@ -157,12 +166,13 @@ Sink = MlflowSink | NullSink | PrefixedSink  # and DeferredSink, while a run ope
 
 
 def tracking_uri(cfg: TrackingConfig, output_dir: str | Path | None = None) -> str:
-    """Resolve the tracking URI: config, then $MLFLOW_TRACKING_URI, then a sqlite file in the output folder."""
+    """Resolve the tracking URI: config, then $MLFLOW_TRACKING_URI, then a sqlite file in the output folder (for an
+    output in object storage: in its local scratch folder)."""
     if cfg.uri:
         return cfg.uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    folder = Path(output_dir or ".").resolve()
+    folder = scratch_dir(output_dir or ".").resolve()
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'mlflow.db'}"
 
