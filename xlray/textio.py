@@ -119,11 +119,10 @@ def raw_lines(
 
 
 def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
-    """Yield ``(line number from 1, text without LF or CRLF ending)`` one at a time; a leading BOM is dropped."""
-    path = existing_file(path)
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, 1):
-            yield number, decode_line(strip_bom(raw) if number == 1 else raw, path, number).rstrip("\r\n")
+    """Yield ``(line number from 1, text without LF or CRLF ending)`` one at a time (local or a URI); a leading BOM
+    is dropped."""
+    for number, raw in raw_lines(path):
+        yield number, decode_line(raw, path, number)
 
 
 def count_lines(path: str | Path) -> int:
