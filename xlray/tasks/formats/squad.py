@@ -18,7 +18,7 @@ from typing import Any
 
 from xlray.errors import XlrayError, where
 from xlray.outputs import atomic_text
-from xlray.textio import existing_file, strip_bom
+from xlray.textio import open_binary, strip_bom
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,11 @@ class ReadStats:
     skipped_ids: list[str] = field(default_factory=list)
 
 
-def load_json(path: Path) -> Any:
-    """Parse a UTF-8 JSON file (a leading BOM is dropped); bad bytes or bad JSON are errors naming file:line."""
-    raw = strip_bom(path.read_bytes())
+def load_json(path: str | Path) -> Any:
+    """Parse a UTF-8 JSON file, local or a URI (a leading BOM is dropped); bad bytes or bad JSON are errors naming
+    file:line."""
+    with open_binary(path) as f:
+        raw = strip_bom(f.read())
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -105,7 +107,6 @@ def iter_raw(doc: Any, path: Path) -> Iterator[QAExample]:
 
 def read_squad(path: str | Path, skip_bad_answers: bool = False, stats: ReadStats | None = None) -> Iterator[QAExample]:
     """Stream questions from a SQuAD/XQuAD/MLQA file; duplicate ids and misplaced answers are errors."""
-    path = existing_file(path)
     stats = stats if stats is not None else ReadStats()
     seen: set[str] = set()
     for ex in iter_raw(load_json(path), path):
