@@ -39,9 +39,9 @@ def finished(path: str | Path, cfg: BaseModel, what: str, refuse: bool = True) -
     says so), else None. A finished run with another config is an error naming the manifest, or with
     ``refuse=False`` None: for a stage that decides itself what of it to reuse (evaluate, seed by seed)."""
     from xlray.console import say
+    from xlray.storage import name, parent
 
-    path = Path(path)
-    manifest = read_json(path)
+    manifest = read_json(path)  # a local path or a URI (never made a Path: that folds s3:// into s3:/)
     if manifest is None:
         return None
     if result_config(manifest.get("config", {})) != result_config(cfg):
@@ -51,7 +51,7 @@ def finished(path: str | Path, cfg: BaseModel, what: str, refuse: bool = True) -
             f"{path}: output_dir holds a finished {what} with a different config; "
             "choose another output_dir or delete that one"
         )
-    say(f"[{getattr(cfg, 'stage', what)}] {path.parent} is already complete ({path.name}); nothing to do")
+    say(f"[{getattr(cfg, 'stage', what)}] {parent(path)} is already complete ({name(path)}); nothing to do")
     return manifest
 
 

@@ -1,8 +1,12 @@
-"""Read extracted activations back lazily: a polars LazyFrame over the shards, numpy matrices for clustering."""
+"""Read extracted activations back lazily: a polars LazyFrame over the shards, numpy matrices for clustering.
+
+The folder is a local path or an object-store URI (``s3://``, ``gs://``). Polars scans a URI's shards itself, with
+filters pushed down into the scan, taking the endpoint and credentials from the environment (``AWS_ENDPOINT_URL``,
+``AWS_ACCESS_KEY_ID``...) as pyarrow does.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,17 +16,20 @@ import polars as pl
 
 from xlray.errors import XlrayError
 from xlray.extract.shards import MANIFEST
+from xlray.outputs import read_json
+from xlray.storage import join
 
 
 class Activations:
-    """A finished extraction folder. Nothing is loaded until a query is collected."""
+    """A finished extraction folder (``folder``: a local path or a URI, kept as a string). Nothing is loaded until a
+    query is collected."""
 
     def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        path = self.folder / MANIFEST
-        if not path.is_file():
+        self.folder = str(folder)
+        manifest = read_json(join(self.folder, MANIFEST))
+        if manifest is None:
             raise XlrayError(f"{self.folder}: no {MANIFEST}; the extraction is missing or unfinished (re-run it)")
-        self.manifest: dict[str, Any] = json.loads(path.read_text())
+        self.manifest: dict[str, Any] = manifest
 
     @property
     def layers(self) -> list[int]:
@@ -45,7 +52,7 @@ class Activations:
         site: str = "encoder",
     ) -> pl.LazyFrame:
         """A LazyFrame of matching rows; filters are pushed down into the Parquet scan."""
-        frame = pl.scan_parquet([str(self.folder / s) for s in self.manifest["shards"]])
+        frame = pl.scan_parquet([join(self.folder, s) for s in self.manifest["shards"]])
         frame = frame.filter(pl.col("site") == site)
         if layer is not None:
             frame = frame.filter(pl.col("layer") == layer)

@@ -3,6 +3,9 @@
 Reads like a recipe: load config -> plan chunks -> cap thresholds -> Ray Data pipeline (tokenize on CPU actors,
 forward on GPU actors, write shards; without GPUs a pool of plain CPU actors does all three) -> manifest last ->
 log to MLflow. Finished shards are skipped on re-runs.
+
+``output_dir`` is a local folder or an object-store URI (``s3://``, ``gs://``), kept as a string: the shard writers,
+on whichever node, write straight to it, each object whole; the manifest, written last, says the run is complete.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from xlray.families import FAMILIES
 from xlray.outputs import write_json
 from xlray.runtime import outside_placement_groups, start_ray
 from xlray.stage_rules import finished, run_name, run_tags
+from xlray.storage import check_output, join, make_dirs, use_storage
+from xlray.textio import is_file
 from xlray.tracking import Sink, open_run
 
 THRESHOLDS = "cap_thresholds.json"
@@ -66,7 +71,7 @@ def cap_pass(cfg_json: str, chunks: list[dict], pairs: bool, cap: int, window: i
     return merge_thresholds(parts(), cap)
 
 
-def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> str | list | None:
+def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: str) -> str | list | None:
     """The cap's thresholds as the actors take them: the file a finished cap pass saved in ``out`` (resumed runs),
     else ``[ref]``, the reference to a cap pass started now as 0-CPU tasks beside the actors' start-up (nested in a
     list, so Ray does not wait for it before starting them; they wait only before their first chunk). None
@@ -75,22 +80,22 @@ def cap_thresholds(cfg: ExtractConfig, chunks: list[Chunk], out: Path) -> str | 
 
     if cfg.cap is None or cfg.granularity == "sentence":
         return None
-    saved = out / THRESHOLDS
-    if saved.is_file():
-        return str(saved)
+    saved = join(out, THRESHOLDS)
+    if is_file(saved):
+        return saved
     window = max(1, int(ray.cluster_resources().get("CPU", 1)))
     run = ray.remote(cap_pass).options(num_cpus=0, scheduling_strategy=outside_placement_groups())
     chunk_dicts = [asdict(c) for c in chunks]
     return [run.remote(cfg.model_dump_json(), chunk_dicts, "decoder" in cfg.sites, cfg.cap, window)]
 
 
-def save_thresholds(thresholds: str | list | None, out: Path) -> None:
+def save_thresholds(thresholds: str | list | None, out: str) -> None:
     """Keep a finished cap pass's thresholds for resumed runs (recomputing them would give the same)."""
     import ray
 
     if isinstance(thresholds, list) and ray.wait(thresholds, timeout=0)[0]:
         try:
-            write_json(out / THRESHOLDS, ray.get(thresholds[0]))
+            write_json(join(out, THRESHOLDS), ray.get(thresholds[0]))
         except Exception:  # noqa: BLE001 - the pass failed; the run's own error says why
             pass
 
@@ -149,7 +154,7 @@ def pipeline(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], facts: di
     DataContext.get_current().wait_for_min_actors_s = int(cfg.ray.gpu_wait_s)
     rows = [{"chunk_id": c.chunk_id, "chunk": json.dumps(asdict(c))} for c in todo]
     cfg_json = cfg.model_dump_json()
-    shard_dir = str(Path(cfg.output_dir) / "shards")
+    shard_dir = join(cfg.output_dir, "shards")
     # A dead actor is restarted (and its chunk retried) at most ray.actor_restarts times, then the run fails.
     restarts = {"max_restarts": cfg.ray.actor_restarts, "max_task_retries": cfg.ray.actor_restarts}
     ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
@@ -212,7 +217,7 @@ def run_pool(cfg: ExtractConfig, todo: list[Chunk], layers: list[int], facts: di
         return run_chunks(cfg, pipeline(cfg, todo, layers, facts, thresholds, gpus), todo)
     from xlray.extract.cpu_actors import run_on_cpu_actors
 
-    shard_dir = str(Path(cfg.output_dir) / "shards")
+    shard_dir = join(cfg.output_dir, "shards")
     args = (cfg.model_dump_json(), facts["max_length"], thresholds, layers, torch_threads(cfg), shard_dir)
     return run_on_cpu_actors(cfg, todo, pool_size(cfg, gpus, len(todo)), args, lambda: start_problem(cfg))
 
@@ -271,9 +276,11 @@ def run_extract(cfg: ExtractConfig, into: Sink | None = None) -> dict[str, Any]:
     from xlray.console import log_to, say
     from xlray.models import model_facts
 
-    out = Path(cfg.output_dir)
-    log_to(out)
-    manifest_path = out / MANIFEST
+    use_storage(cfg.storage)
+    check_output(cfg.output_dir, "output_dir")  # a bucket that cannot be written to: refused before any write
+    out = cfg.output_dir
+    log_to(out)  # for a URI: its local scratch folder
+    manifest_path = join(out, MANIFEST)
     done = finished(manifest_path, cfg, "extraction")
     if done is not None:
         return done
@@ -292,12 +299,12 @@ def run_extract(cfg: ExtractConfig, into: Sink | None = None) -> dict[str, Any]:
         layers = resolve_layers(cfg, facts["layers"])
         stored = check_budget(cfg, chunks, layers, facts["hidden_size"])
         gpus = gpus_per_actor(cfg)  # refused here if no node can hold an actor: before anything is written
-        (out / "shards").mkdir(parents=True, exist_ok=True)
+        make_dirs(join(out, "shards"))
         started, free_before = time.perf_counter(), free_resources(cfg)
         sink.log_params({"config": cfg.model_dump(mode="json"), "model": facts})
         sink.log_datasets({corpus_name(input_files(c)[0]): input_files(c) for c in cfg.inputs}, "extract")
         thresholds = cap_thresholds(cfg, chunks, out)
-        written = finished_shards(out / "shards")
+        written = finished_shards(join(out, "shards"))
         todo = [c for c in chunks if c.chunk_id not in written]
         say(f"[extract] {len(chunks)} chunks, {len(chunks) - len(todo)} already done, {len(todo)} to run")
         ran: list[dict[str, int]] = []
@@ -309,7 +316,7 @@ def run_extract(cfg: ExtractConfig, into: Sink | None = None) -> dict[str, Any]:
                 raise failure
         seconds = time.perf_counter() - started
         totals = Counter()
-        for stats in shard_stats(out / "shards", [c.chunk_id for c in chunks]).values():
+        for stats in shard_stats(join(out, "shards"), [c.chunk_id for c in chunks]).values():
             totals.update(stats)
         words_run = sum(words_of(stats) for stats in ran)
         manifest = {

@@ -23,6 +23,7 @@ from xlray.extract.cap import keep_mask, occurrences
 from xlray.extract.config import ExtractConfig
 from xlray.extract.corpus import Chunk, Invalid, Item, read_chunk
 from xlray.extract.shards import write_shard
+from xlray.outputs import read_json
 from xlray.ray_failures import CHUNK_MARK, user_error
 
 
@@ -122,11 +123,10 @@ def each_chunk(batch: dict[str, np.ndarray], inputs: Any, work: Any, empty: Any)
 
 
 def load_thresholds(thresholds: dict[str, int] | str | list | None) -> dict[str, int]:
-    """The cap's thresholds: given, read from the file a finished cap pass saved, or ``[ref]``: waited for from
-    the cap pass still running (None: no cap)."""
+    """The cap's thresholds: given, read from the file a finished cap pass saved (a local path or a URI), or
+    ``[ref]``: waited for from the cap pass still running (None: no cap)."""
     if isinstance(thresholds, str):
-        with open(thresholds, encoding="utf-8") as f:
-            return json.load(f)
+        return read_json(thresholds)
     if isinstance(thresholds, list):
         import ray
 
