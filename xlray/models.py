@@ -3,19 +3,29 @@
 Every per-family difference is a field of the family's row in ``xlray.families.FAMILIES``; this module reads
 those fields and no other module branches on the family. Torch and transformers are imported inside functions,
 so a driver that only reads a model's facts (``model_facts``) imports neither.
+
+A checkpoint in object storage (``model.name: s3://...``) is read through a local copy (`local_checkpoint`), and
+`write_checkpoint` is its counterpart: a folder built on a local disk, then moved or uploaded into place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from xlray import storage
 from xlray.configs import ModelConfig
 from xlray.errors import XlrayError, one_line
 from xlray.families import FAMILIES, Family
+from xlray.outputs import atomic_dir, upload
+from xlray.textio import is_uri, open_fs
 
 ENCODER_INPUTS = ("input_ids", "attention_mask")
 CAUSAL_INPUTS = (*ENCODER_INPUTS, "position_ids")
@@ -90,6 +100,73 @@ def check_weights(cfg: ModelConfig) -> None:
         raise XlrayError(f"model.name: {path} has no safetensors weights{hint}")
 
 
+def local_checkpoint(location: str) -> str:
+    """``location`` itself, or for a checkpoint folder in object storage its local copy, downloaded once.
+
+    The copy is ``copy-<digest>`` in the URI's scratch folder, the digest of the folder's listing (names, sizes,
+    modification times): a checkpoint written again at the same URI gets a new copy and the old one is removed. It
+    is downloaded whole into a temporary folder and renamed into place, so a copy that exists is complete; of two
+    processes of a node that fetch it at once, the first rename wins and the other's copy is dropped.
+    """
+    if not is_uri(location):
+        return location
+    cache = storage.scratch_dir(location)
+    local = cache / f"copy-{listing_digest(location)}"
+    if not local.is_dir():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".copy-", dir=cache) as tmp:
+            try:
+                fetched = storage.download(location, Path(tmp))
+            except OSError as exc:
+                raise XlrayError(f"model.name: cannot download {storage.redact(location)}: {one_line(exc)}") from None
+            try:
+                os.rename(fetched, local)
+            except OSError:
+                if not local.is_dir():  # not another process's finished copy: a real failure
+                    raise
+    for old in cache.glob("copy-*"):
+        if old != local:
+            shutil.rmtree(old, ignore_errors=True)
+    return str(local)
+
+
+def listing_digest(uri: str) -> str:
+    """A digest of the files under ``uri`` (path, size, modification time); a one-line error if there are none."""
+    from pyarrow import fs as pafs
+
+    filesystem, inner = open_fs(uri)
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
+    except OSError as exc:
+        raise XlrayError(
+            f"model.name: cannot list {storage.redact(uri)}: {storage.why_unusable(one_line(exc))}"
+        ) from None
+    files = sorted((i.path, i.size, i.mtime_ns) for i in infos if i.type == pafs.FileType.File)
+    if not files:
+        raise XlrayError(f"model.name: {storage.redact(uri)} holds no checkpoint (nothing is stored under it)")
+    return hashlib.sha256(repr(files).encode()).hexdigest()[:16]
+
+
+def readable(cfg: ModelConfig) -> ModelConfig:
+    """``cfg``, with a checkpoint in object storage replaced by its local copy (`local_checkpoint`)."""
+    return cfg.model_copy(update={"name": local_checkpoint(cfg.name)}) if is_uri(cfg.name) else cfg
+
+
+def write_checkpoint(final: str | Path, write: Callable[[Path], Any]) -> str:
+    """A checkpoint folder written whole at ``final``, ``write`` filling a local folder: moved into place in one
+    rename; for a URI, built in its parent's scratch folder, uploaded, then removed there (the stage's manifest,
+    written after it, is what says the upload finished). Returns where it is: an absolute path or the URI."""
+    if not is_uri(final):
+        return str(Path(atomic_dir(final, write)).resolve())
+    local = storage.scratch_dir(storage.parent(final)) / storage.name(final)
+    atomic_dir(local, write)
+    try:
+        upload(local, str(final))
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+    return str(final)
+
+
 def torch_dtype(cfg: ModelConfig, device: str) -> Any:
     import torch
 
@@ -110,6 +187,7 @@ def load_tokenizer(cfg: ModelConfig) -> Any:
     """The checkpoint's fast tokenizer (word maps need ``word_ids``)."""
     from transformers import AutoTokenizer
 
+    cfg = readable(cfg)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             cfg.name, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code
@@ -163,18 +241,21 @@ def model_facts(cfg: ModelConfig) -> dict[str, Any]:
 
     A local checkpoint folder is read as the JSON files it is (``config.json``, ``tokenizer_config.json``), with
     the same checks as loading it: a driver that only needs the facts then never imports transformers (seconds on
-    a small machine). A hub name goes through transformers, which resolves it.
+    a small machine). A hub name goes through transformers, which resolves it; a URI is read from its local copy.
     """
-    folder = Path(cfg.name)
+    local = readable(cfg)
+    folder = Path(local.name)
     if not (folder / "config.json").is_file():
-        conf, family, tokenizer = read_checkpoint(cfg)
+        conf, family, tokenizer = read_checkpoint(local)
         return facts_of(cfg, conf, family, tokenizer.model_max_length)
     conf = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     refuse_remote_code(cfg, conf)
     family = resolve_family(cfg, conf.get("model_type", ""))
-    check_weights(cfg)
+    check_weights(local)
     if not (folder / "tokenizer.json").is_file():
-        load_tokenizer(cfg)  # no fast tokenizer saved: whether transformers can make one, find out here, not in actors
+        load_tokenizer(
+            local
+        )  # no fast tokenizer saved: whether transformers can make one, find out here, not in actors
     tok_conf = folder / "tokenizer_config.json"
     saved = json.loads(tok_conf.read_text(encoding="utf-8")) if tok_conf.is_file() else {}
     return facts_of(cfg, conf, family, saved.get("model_max_length") or UNLIMITED)
@@ -195,14 +276,17 @@ def load_model(cfg: ModelConfig, device: str = "cpu", gpus: int = 1, gpu_memory_
 
     ``gpus`` > 1 on CUDA: the model is spread over the first ``gpus`` visible GPUs (a Ray actor sees just its own)
     by :func:`spread_over_gpus`, at most ``gpu_memory_gb`` of weights on each (default: 85% of each GPU's memory).
+    A checkpoint in object storage loads from its local copy (`local_checkpoint`) and keeps its URI as its name.
     """
-    conf, family, tokenizer = read_checkpoint(cfg)
+    local = readable(cfg)
+    conf, family, tokenizer = read_checkpoint(local)
     dtype = torch_dtype(cfg, device)
     spread = gpus > 1 and device.startswith("cuda")
-    placement = {"device_map": spread_over_gpus(cfg, family, dtype, gpu_budgets(gpus, gpu_memory_gb))} if spread else {}
+    budgets = gpu_budgets(gpus, gpu_memory_gb) if spread else {}
+    placement = {"device_map": spread_over_gpus(local, family, dtype, budgets)} if spread else {}
     try:
         model = model_class(family).from_pretrained(
-            cfg.name,
+            local.name,
             use_safetensors=not cfg.allow_pickle_weights,
             dtype=dtype,
             revision=cfg.revision,
@@ -261,9 +345,9 @@ def spread_over_gpus(cfg: ModelConfig, family: Family, dtype: Any, budgets: dict
 
 
 def commit_of(name: str) -> str | None:
-    """The hub commit a cached checkpoint resolved to, if known (for manifests); None for local folders."""
+    """The hub commit a cached checkpoint resolved to, if known (for manifests); None for local folders and URIs."""
     path = Path(name)
-    if path.is_dir():
+    if is_uri(name) or path.is_dir():
         return None
     ref = Path.home() / ".cache" / "huggingface" / "hub" / f"models--{name.replace('/', '--')}" / "refs" / "main"
     return ref.read_text().strip() if ref.is_file() else None

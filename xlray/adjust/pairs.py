@@ -22,7 +22,7 @@ from xlray.adjust.config import AdjustConfig, LinesCorpus, PairCorpus, PairsConf
 from xlray.corpora import Words, parallel_words
 from xlray.errors import XlrayError, where
 from xlray.outputs import write_parquet
-from xlray.textio import existing_file, read_lines
+from xlray.textio import open_binary, read_lines
 from xlray.wordalign.eflomal import Link  # in adjust: (foreign word index, English word index)
 
 RawPair = Words  # (line or row number from 1, foreign words, English words)
@@ -88,18 +88,19 @@ def corpus_paths(corpus: PairCorpus, lang: str) -> list[str]:
 
 
 def read_corpus(corpus: PairCorpus, lang: str) -> Iterator[RawPair]:
-    """Stream the pairs of one language as whitespace-split words; errors name file and line."""
+    """Stream the pairs of one language as whitespace-split words (local files or URIs); errors name file and
+    line."""
     if isinstance(corpus, LinesCorpus):
         yield from parallel_words(corpus.files(lang))  # different lengths: an error naming both files' counts
         return
-    path = Path(corpus_paths(corpus, lang)[0])
+    path = corpus_paths(corpus, lang)[0]
     if isinstance(corpus, TsvCorpus):
         yield from read_tsv(path, corpus.header)
     else:
         yield from read_parquet(path, corpus.source_column, corpus.english_column)
 
 
-def read_tsv(path: Path, header: bool) -> Iterator[RawPair]:
+def read_tsv(path: str | Path, header: bool) -> Iterator[RawPair]:
     for number, text in read_lines(path):
         if header and number == 1:
             continue
@@ -111,26 +112,27 @@ def read_tsv(path: Path, header: bool) -> Iterator[RawPair]:
         yield number, parts[0].split(), parts[1].split()
 
 
-def read_parquet(path: Path, source_column: str, english_column: str) -> Iterator[RawPair]:
+def read_parquet(path: str | Path, source_column: str, english_column: str) -> Iterator[RawPair]:
     """Row groups one at a time; a column holds sentences as strings or as lists of words."""
     import pyarrow.parquet as pq
 
-    path = existing_file(path)
-    try:
-        reader = pq.ParquetFile(path)
-    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
-        raise XlrayError(f"{path}: not a readable Parquet file: {str(exc).splitlines()[0]}") from None
-    missing = [c for c in (source_column, english_column) if c not in reader.schema_arrow.names]
-    if missing:
-        raise XlrayError(f"{path}: no column(s) {missing}; found {reader.schema_arrow.names} (set corpus.*_column)")
-    row = 0
-    for table in reader.iter_batches(columns=[source_column, english_column]):
-        for src, eng in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
-            row += 1
-            yield row, as_words(src, path, row), as_words(eng, path, row)
+    with open_binary(path) as handle:
+        try:
+            reader = pq.ParquetFile(handle)
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+            raise XlrayError(f"{path}: not a readable Parquet file: {str(exc).splitlines()[0]}") from None
+        names = reader.schema_arrow.names
+        missing = [c for c in (source_column, english_column) if c not in names]
+        if missing:
+            raise XlrayError(f"{path}: no column(s) {missing}; found {names} (set corpus.*_column)")
+        row = 0
+        for table in reader.iter_batches(columns=[source_column, english_column]):
+            for src, eng in zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True):
+                row += 1
+                yield row, as_words(src, path, row), as_words(eng, path, row)
 
 
-def as_words(value: object, path: Path, row: int) -> list[str]:
+def as_words(value: object, path: str | Path, row: int) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -263,10 +265,8 @@ def build_pairs(cfg: AdjustConfig) -> AlignedPairs:
 # --- saving and loading -------------------------------------------------------------------------------------
 
 
-def write_pairs(pairs: AlignedPairs, path: str | Path) -> Path:
-    """Write the pairs as Parquet, atomically (temporary name, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_pairs(pairs: AlignedPairs, path: str | Path) -> Path | str:
+    """Write the pairs as Parquet (a local path or a URI), whole or not at all (``xlray.outputs``)."""
     b = pairs.batch
     frame = pl.DataFrame(
         {
@@ -292,9 +292,9 @@ def write_pairs(pairs: AlignedPairs, path: str | Path) -> Path:
 
 
 def read_pairs(path: str | Path, split: str | None = None, languages: Sequence[str] | None = None) -> AlignedPairs:
-    """Load pairs written by :func:`write_pairs`, optionally one split and some languages only."""
-    path = existing_file(path)
-    frame = pl.read_parquet(path)
+    """Load pairs written by :func:`write_pairs` (a local path or a URI), optionally one split and some languages."""
+    with open_binary(path) as f:  # a missing file is a one-line error naming it
+        frame = pl.read_parquet(f)
     if split is not None:
         if split not in SPLITS:
             raise XlrayError(f"{path}: unknown split {split!r}; expected one of {SPLITS}")

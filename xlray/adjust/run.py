@@ -3,16 +3,16 @@
 load config -> aligned pairs (cached) -> trainable model and frozen original -> statistics before -> train with
 accelerate -> statistics after -> checkpoint, statistics, manifest (last) -> MLflow.
 
-Output folder:
+Output folder (a local path or an ``s3://`` / ``gs://`` URI; ``xlray.storage``):
     pairs.parquet, pairs.json   aligned pairs (train and held-out; the continual-learning pool) and their counts
-    checkpoint/                 model + tokenizer (safetensors), adjust_config.yaml, alignment_stats.json
+    checkpoint/                 model + tokenizer (safetensors), adjust_config.yaml, alignment_stats.json; for a
+                                URI built in the output's scratch folder, then uploaded
     stats.json                  held-out distances per language and layer, before and after
-    manifest.json               written last: the run is complete iff it exists
+    manifest.json               written last: the run is complete iff it exists; names the checkpoint's location
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -28,9 +28,12 @@ from xlray.configs import TrackingConfig, load_config
 from xlray.console import log_to
 from xlray.datasets import corpus_name
 from xlray.errors import XlrayError
-from xlray.models import describe, encoder_of, load_model, refuse_llm
-from xlray.outputs import atomic_dir, write_json
+from xlray.models import describe, encoder_of, load_model, refuse_llm, write_checkpoint
+from xlray.outputs import read_json, write_json
 from xlray.stage_rules import finished, result_config, run_name, run_tags
+from xlray.storage import check_output, join, make_dirs, redact, use_storage
+from xlray.storage import name as last_name
+from xlray.textio import is_file
 from xlray.tracking import Sink, open_run
 
 MANIFEST = "manifest.json"
@@ -50,13 +53,15 @@ def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
-    out = Path(cfg.output_dir)
+    out = cfg.output_dir
+    use_storage(cfg.storage)
+    check_output(out, "output_dir")  # an unusable URI fails here, before anything is written
     log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
-    done = finished(out / MANIFEST, cfg, "adjustment")
+    done = finished(join(out, MANIFEST), cfg, "adjustment")
     if done is not None:
         return done
     refuse_llm(cfg.model, "adjust")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     set_seed(cfg.seed)
     fresh_accelerator_state(cfg.optim.mixed_precision)
     accelerator = Accelerator(
@@ -86,7 +91,7 @@ def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
 
     tracking = cfg.tracking if accelerator.is_main_process else TrackingConfig(enabled=False)
     into = into if accelerator.is_main_process else None
-    name = run_name("adjust", Path(cfg.model.name).name, "+".join(cfg.languages))
+    name = run_name("adjust", last_name(cfg.model.name), "+".join(cfg.languages))
     with open_run(tracking, name, out, tags=run_tags("adjust"), into=into) as sink:
         sink.log_params({"config": cfg.model_dump(mode="json"), "model_info": describe(lm)})
         corpora = [[str(p) for p in corpus_paths(cfg.corpus, lang)] for lang in cfg.languages]
@@ -147,23 +152,23 @@ def run_adjust(cfg: AdjustConfig, into: Sink | None = None) -> dict[str, Any]:
         manifest = {}
         if accelerator.is_main_process:
             checkpoint = save_checkpoint(lm, cfg, stats, out)
-            write_json(out / "stats.json", stats)
-            sink.log_artifact(out / "stats.json")
-            sink.log_artifact(out / "pairs.json")
-            sink.set_tags({"checkpoint": str(checkpoint.resolve())})
+            write_json(join(out, "stats.json"), stats)
+            sink.log_artifact(join(out, "stats.json"))
+            sink.log_artifact(join(out, "pairs.json"))
+            sink.set_tags({"checkpoint": checkpoint})
             manifest = {
                 "stage": "adjust",
                 "config": result_config(cfg),
                 "model": describe(lm),
-                "checkpoint": "checkpoint",
+                "checkpoint": checkpoint,
                 "pairs": "pairs.parquet",
                 "counts": pairs.counts,
                 "optimizer_steps": step,
                 "stats": "stats.json",
                 "mlflow_run_id": sink.run_id,
             }
-            write_json(out / MANIFEST, manifest)
-            print(summary(cfg, pairs, before, after, out))
+            write_json(join(out, MANIFEST), manifest)
+            print(summary(cfg, pairs, before, after, checkpoint))
     return manifest
 
 
@@ -176,18 +181,17 @@ def fresh_accelerator_state(mixed_precision: str) -> None:
         AcceleratorState._reset_state()
 
 
-def aligned_pairs(cfg: AdjustConfig, out: Path) -> AlignedPairs:
+def aligned_pairs(cfg: AdjustConfig, out: str) -> AlignedPairs:
     """Build the aligned pairs, or reuse ``pairs.parquet`` from an earlier attempt with the same corpus settings."""
     key = cfg.model_dump(mode="json", include={"corpus", "languages", "pairs", "seed"})
-    meta = out / "pairs.json"
-    if meta.is_file() and (out / "pairs.parquet").is_file():
-        saved = json.loads(meta.read_text(encoding="utf-8"))
-        if saved.get("key") == key:
-            pairs = read_pairs(out / "pairs.parquet")
-            pairs.counts = saved["counts"]
-            return pairs
+    meta, table = join(out, "pairs.json"), join(out, "pairs.parquet")
+    saved = read_json(meta) if is_file(table) else None
+    if saved is not None and saved.get("key") == key:
+        pairs = read_pairs(table)
+        pairs.counts = saved["counts"]
+        return pairs
     pairs = build_pairs(cfg)
-    write_pairs(pairs, out / "pairs.parquet")
+    write_pairs(pairs, table)
     write_json(meta, {"key": key, "counts": pairs.counts})
     return pairs
 
@@ -211,8 +215,9 @@ def step_metrics(window: list[tuple[float, float, float, int]], lr: float) -> di
     }
 
 
-def save_checkpoint(lm: Any, cfg: AdjustConfig, stats: dict[str, Any], out: Path) -> Path:
-    """save_pretrained model and tokenizer with the config and statistics, moved into place in one rename."""
+def save_checkpoint(lm: Any, cfg: AdjustConfig, stats: dict[str, Any], out: str) -> str:
+    """save_pretrained model and tokenizer with the config and statistics, written whole into ``out/checkpoint``
+    (``xlray.models.write_checkpoint``); returns its location."""
 
     def write(tmp: Path) -> None:
         lm.model.save_pretrained(tmp)
@@ -222,12 +227,12 @@ def save_checkpoint(lm: Any, cfg: AdjustConfig, stats: dict[str, Any], out: Path
         )
         write_json(tmp / "alignment_stats.json", stats)
 
-    return atomic_dir(out / "checkpoint", write)
+    return write_checkpoint(join(out, "checkpoint"), write)
 
 
-def summary(cfg: AdjustConfig, pairs: AlignedPairs, before: dict, after: dict, out: Path) -> str:
+def summary(cfg: AdjustConfig, pairs: AlignedPairs, before: dict, after: dict, checkpoint: str) -> str:
     """A few lines for the terminal: what was kept and dropped, and the held-out distance before -> after."""
-    lines = [f"adjust: checkpoint in {out / 'checkpoint'}"]
+    lines = [f"adjust: checkpoint in {redact(checkpoint)}"]
     layer = cfg.loss.layer
     for lang, c in pairs.counts.items():
         lines.append(

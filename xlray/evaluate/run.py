@@ -5,10 +5,12 @@ load config -> read and check the task data -> per seed: load the starting check
 -> mean and spread over seeds -> paired tests against earlier runs (both ``xlray.evaluate.summary``) -> summary,
 manifest (last) -> MLflow. Metric names: ``xlray.result_names``.
 
-Output folder:
-    seed-<s>/checkpoint/        fine-tuned model + tokenizer (safetensors) and head.safetensors (if saved)
+Output folder (a local path or an ``s3://`` / ``gs://`` URI; ``xlray.storage``):
+    seed-<s>/checkpoint/        fine-tuned model + tokenizer (safetensors) and head.safetensors (if saved); for a
+                                URI built in the seed folder's scratch folder, then uploaded
     seed-<s>/outcomes.parquet   per-example outcomes (see ``xlray.tasks.outcomes``)
-    seed-<s>/result.json        scores, counts, per-epoch losses; written last, so the seed is done iff it exists
+    seed-<s>/result.json        scores, counts, per-epoch losses, the checkpoint's location; written last, so the
+                                seed is done iff it exists
     summary.json                per language and metric: mean, std and number of seeds
     significance.parquet        tests of this condition against ``significance.compare_with`` runs, over seeds
                                 (p_value_seeds) and over examples for this set of seeds (p_value)
@@ -38,9 +40,11 @@ from xlray.evaluate.summary import (
     summarise,
     table,
 )
-from xlray.models import LoadedModel, describe, load_model, refuse_llm
-from xlray.outputs import atomic_dir, read_json, write_json, write_parquet
+from xlray.models import LoadedModel, describe, load_model, refuse_llm, write_checkpoint
+from xlray.outputs import read_json, write_json, write_parquet
 from xlray.stage_rules import finished, result_config, run_name, run_tags
+from xlray.storage import check_output, join, make_dirs, use_storage
+from xlray.storage import name as last_name
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.heads import TaskModel
 from xlray.tasks.outcomes import OUTCOMES, outcome_frame
@@ -69,13 +73,15 @@ def run_evaluation(
 
     Returns ``{language: {metric: mean over seeds, metric + "_std": sample std (NaN for one seed)}}``.
     """
-    out = Path(cfg.output_dir)
+    out = cfg.output_dir
+    use_storage(cfg.storage)
+    check_output(out, "output_dir")  # an unusable URI fails here, before anything is written
     log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
-    done = finished(out / MANIFEST, cfg, "evaluation", refuse=False)  # else each seed says what it can reuse
+    done = finished(join(out, MANIFEST), cfg, "evaluation", refuse=False)  # else each seed says what it can reuse
     if done is not None:
         return done["summary"]
     refuse_llm(cfg.model, "evaluate")
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     task = task_module(cfg.task.kind)
     seeds = cfg.seeds if fine_tunes(task) else cfg.seeds[:1]  # XSR has no training: one run says it all
     tags = run_tags("evaluate", task=cfg.task.kind, condition=cfg.condition)
@@ -93,14 +99,14 @@ def run_evaluation(
 
         summary = summarise(cfg, results)
         sink.log_metrics(flat_summary(summary))
-        write_json(out / "summary.json", summary)
-        sink.log_artifact(out / "summary.json")
+        write_json(join(out, "summary.json"), summary)
+        sink.log_artifact(join(out, "summary.json"))
         tests = significance(cfg, out, seeds)
         if tests is not None:
             sink.log_metrics(paired_test_metrics(tests))
             for name, reason in missing_test_metrics(tests).items():
                 sink.log_missing(name, reason)
-            sink.log_artifact(out / SIGNIFICANCE)
+            sink.log_artifact(join(out, SIGNIFICANCE))
         manifest = {
             "stage": "evaluate",
             "config": result_config(cfg),
@@ -109,7 +115,7 @@ def run_evaluation(
             "targets_mean": summary["targets_mean"],
             "mlflow_run_id": sink.run_id,
         }
-        write_json(out / MANIFEST, manifest)
+        write_json(join(out, MANIFEST), manifest)
     return summary["languages"]
 
 
@@ -125,16 +131,16 @@ def run_seed(
     cfg: EvaluateConfig, task: TaskModule, data: Any, seed: int, parent_id: str | None, into: Sink | None = None
 ) -> dict[str, Any]:
     """One seed: fine-tune (unless XSR), evaluate every language, write outcomes then ``result.json``."""
-    folder = Path(cfg.output_dir) / f"seed-{seed}"
-    done = read_json(folder / "result.json")
+    folder = join(cfg.output_dir, f"seed-{seed}")
+    done = read_json(join(folder, "result.json"))
     if done is not None:
         if done.get("config") != seed_key(cfg):
             raise XlrayError(
-                f"{folder / 'result.json'}: output_dir holds a finished seed of an evaluation with a different "
+                f"{join(folder, 'result.json')}: output_dir holds a finished seed of an evaluation with a different "
                 "config; choose another output_dir or delete that one"
             )
         return done
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)
     seed_everything(seed)
     device = runtime.device(cfg.train.device)
     trains = fine_tunes(task)
@@ -157,23 +163,23 @@ def run_seed(
             sink.log_metrics({names.data_count(k): v for k, v in counts.items()})
             history = fine_tune(model, features, task.loss, cfg.task, cfg.train, seed, sink, extra)
             if cfg.train.save_checkpoints:
-                checkpoint = save_checkpoint(lm, model, folder / "checkpoint")
-                sink.set_tags({"checkpoint": str(checkpoint.resolve())})
+                checkpoint = save_checkpoint(lm, model, join(folder, "checkpoint"))
+                sink.set_tags({"checkpoint": checkpoint})
         langs = [task.evaluate(cfg, lm, model, data, lang) for lang in cfg.languages]
         for res in langs:
             sink.log_metrics({names.score(res.language, k): v for k, v in res.scores().items()})
             sink.log_metrics({names.count(res.language, k): v for k, v in res.counts.items()})
-        write_parquet(outcome_frame(langs, cfg.condition, cfg.task.kind, seed), folder / OUTCOMES)
+        write_parquet(outcome_frame(langs, cfg.condition, cfg.task.kind, seed), join(folder, OUTCOMES))
         result = {
             "config": seed_key(cfg),
             "seed": seed,
             "scores": {res.language: res.scores() for res in langs},
             "counts": {"train": counts, **{res.language: res.counts for res in langs}},
             "history": history,
-            "checkpoint": str(checkpoint) if checkpoint else None,
+            "checkpoint": checkpoint,
             "mlflow_run_id": sink.run_id,
         }
-        write_json(folder / "result.json", result)
+        write_json(join(folder, "result.json"), result)
     return result
 
 
@@ -183,8 +189,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def save_checkpoint(lm: LoadedModel, model: TaskModel, final: Path) -> Path:
-    """Model and tokenizer (save_pretrained, safetensors) plus the head's weights, moved into place in one rename."""
+def save_checkpoint(lm: LoadedModel, model: TaskModel, final: str) -> str:
+    """Model and tokenizer (save_pretrained, safetensors) plus the head's weights, written whole at ``final``
+    (``xlray.models.write_checkpoint``); returns its location."""
     from safetensors.torch import save_file
 
     def write(tmp: Path) -> None:
@@ -192,13 +199,13 @@ def save_checkpoint(lm: LoadedModel, model: TaskModel, final: Path) -> Path:
         lm.tokenizer.save_pretrained(tmp)
         save_file({k: v.contiguous() for k, v in model.head.state_dict().items()}, str(tmp / "head.safetensors"))
 
-    return atomic_dir(final, write)
+    return write_checkpoint(final, write)
 
 
 def seed_key(cfg: EvaluateConfig) -> dict[str, Any]:
-    """The config fields that decide one seed's result (not tracking, the seed list or the comparisons)."""
-    return cfg.model_dump(mode="json", exclude={"tracking", "significance", "seeds"})
+    """The config fields that decide one seed's result (not tracking, storage, the seed list or the comparisons)."""
+    return cfg.model_dump(mode="json", exclude={"tracking", "storage", "significance", "seeds"})
 
 
 def evaluate_run_name(cfg: EvaluateConfig) -> str:
-    return run_name("evaluate", cfg.task.kind, cfg.condition, Path(cfg.model.name).name)
+    return run_name("evaluate", cfg.task.kind, cfg.condition, last_name(cfg.model.name))

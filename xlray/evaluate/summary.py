@@ -19,6 +19,7 @@ import polars as pl
 from xlray import result_names as names
 from xlray.outputs import write_parquet
 from xlray.stats import seed_summary
+from xlray.storage import join
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.outcomes import compare_runs, read_outcomes
 
@@ -51,9 +52,9 @@ def flat_summary(summary: dict[str, Any]) -> dict[str, float]:
     return {k: v for k, v in flat.items() if not (isinstance(v, float) and math.isnan(v))}
 
 
-def significance(cfg: EvaluateConfig, out: Path, seeds: list[int]) -> pl.DataFrame | None:
-    """Tests of this run's outcomes (its current seeds) against each earlier run in ``compare_with``, over seeds
-    and over examples, written to ``out/significance.parquet``; None if there are none."""
+def significance(cfg: EvaluateConfig, out: str | Path, seeds: list[int]) -> pl.DataFrame | None:
+    """Tests of this run's outcomes (its current seeds) against each earlier run in ``compare_with`` (local paths or
+    URIs), over seeds and over examples, written to ``out/significance.parquet``; None if there are none."""
     sig = cfg.significance
     if not sig.compare_with:
         return None
@@ -63,7 +64,7 @@ def significance(cfg: EvaluateConfig, out: Path, seeds: list[int]) -> pl.DataFra
         other = read_outcomes(folder).with_columns(pl.lit(name).alias("condition"))
         frames.append(compare_runs(mine, other, sig.method, sig.n_resamples, sig.seed))
     tests = pl.concat(frames)
-    write_parquet(tests, out / SIGNIFICANCE)
+    write_parquet(tests, join(out, SIGNIFICANCE))
     return tests
 
 

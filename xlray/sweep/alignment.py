@@ -15,18 +15,20 @@ from xlray import result_names as names
 from xlray.adjust.config import AdjustConfig
 from xlray.configs import ModelConfig
 from xlray.outputs import read_json, write_json
+from xlray.storage import join
 
 Stats = dict[str, dict[str, list[float | None]]]  # {language or "all": {kind: [value per layer]}}
 
 
 def adjust_stats(adjust: AdjustConfig) -> dict[str, Stats]:
     """``{"original": before, "adjusted": after}`` from the adjustment's stats.json."""
-    saved = read_json(Path(adjust.output_dir) / "stats.json")
+    saved = read_json(join(adjust.output_dir, "stats.json"))
     return {"original": saved["before"], "adjusted": saved["after"]}
 
 
-def checkpoint_stats(checkpoint: Path, adjust: AdjustConfig, cache: Path) -> Stats:
-    """Held-out distances of a fine-tuned checkpoint against the original model (cached in ``cache``)."""
+def checkpoint_stats(checkpoint: str | Path, adjust: AdjustConfig, cache: str | Path) -> Stats:
+    """Held-out distances of a fine-tuned checkpoint against the original model (cached in ``cache``); paths may
+    be local or URIs."""
     cached = read_json(cache)
     if cached is not None:
         return cached
@@ -36,7 +38,7 @@ def checkpoint_stats(checkpoint: Path, adjust: AdjustConfig, cache: Path) -> Sta
     from xlray.runtime import device as torch_device
 
     device = torch_device()
-    heldout = read_pairs(Path(adjust.output_dir) / "pairs.parquet", split="heldout")
+    heldout = read_pairs(join(adjust.output_dir, "pairs.parquet"), split="heldout")
     tuned = load_model(ModelConfig(name=str(checkpoint), dtype="float32"), device)
     original = load_model(adjust.model.model_copy(update={"dtype": "float32"}), device)
     stats = distance_stats(

@@ -24,8 +24,8 @@ from xlray.world.build import WorldConfig
 # The stage templates, and the fields the sweep sets for each trial (a template must leave them out).
 TEMPLATES: dict[str, type[BaseModel]] = {"adjust": AdjustConfig, "evaluate": EvaluateConfig}
 SET_PER_TRIAL = {
-    "adjust": ("stage", "model", "languages", "output_dir", "tracking"),
-    "evaluate": ("stage", "model", "condition", "languages", "output_dir", "tracking"),
+    "adjust": ("stage", "model", "languages", "output_dir", "tracking", "storage"),
+    "evaluate": ("stage", "model", "condition", "languages", "output_dir", "tracking", "storage"),
 }
 
 Condition = Literal["base", "adjusted", "continual"]
@@ -166,7 +166,10 @@ class SweepConfig(Strict):
 
     stage: Literal["sweep"] = "sweep"
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$", description="the sweep's name in Tune and MLflow")
-    output_dir: str = Field(description="trial outputs (checkpoints, results) and the sweep's state")
+    output_dir: str = Field(
+        description="trial outputs (checkpoints, results) and the sweep's state: a path every node shares, or "
+        "s3://, gs:// (then Tune's state and the trial folders are there too)"
+    )
     storage_path: str | None = Field(
         None, description="Tune's experiment state: a shared path or s3://, gs://; default: output_dir/tune"
     )
@@ -179,10 +182,11 @@ class SweepConfig(Strict):
         default_factory=dict, description="dotted field path in adjust.* or evaluate.* -> its values"
     )
     adjust: dict[str, Any] | None = Field(
-        None, description="`xlray adjust` fields except stage, model, languages, output_dir, tracking"
+        None, description="`xlray adjust` fields except stage, model, languages, output_dir, tracking, storage"
     )
     evaluate: dict[str, Any] | None = Field(
-        None, description="`xlray evaluate` fields except stage, model, condition, languages, output_dir, tracking"
+        None,
+        description="`xlray evaluate` fields except stage, model, condition, languages, output_dir, tracking, storage",
     )
     conditions: list[Condition] = Field(default_factory=lambda: ["base", "adjusted", "continual"])
     align_checkpoints: list[CheckpointName] | None = Field(
@@ -197,7 +201,9 @@ class SweepConfig(Strict):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig(experiment="xlray-sweeps"))
-    storage: StorageConfig = Field(default_factory=StorageConfig)
+    storage: StorageConfig = Field(
+        default_factory=StorageConfig, description="object storage settings, handed on to every trial's stages"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SweepConfig:

@@ -1,6 +1,7 @@
 """`xlray report SWEEP`: compare a sweep's trials from what MLflow holds, as tables and plots.
 
-Reads the parent run's children (one per trial), then writes into ``output_dir/report``:
+Reads the parent run's children (one per trial), then writes into ``output_dir/report`` (for an output in object
+storage: made in its local scratch folder, then uploaded):
     trials.csv          one row per trial: model, languages, hyperparameters, status, final results
     zero_shot.parquet   long table: condition, language, metric, mean, std over seeds, and against each earlier
                         condition p_seeds_vs_<c> (Welch's t over seeds; p_seeds_vs_<c>_missing: why it is absent)
@@ -22,7 +23,7 @@ import polars as pl
 from xlray.configs import load_config
 from xlray.console import say
 from xlray.errors import XlrayError
-from xlray.outputs import atomic, read_json
+from xlray.outputs import atomic, read_json, upload
 from xlray.plotting import pyplot
 from xlray.result_names import (
     ALIGN,
@@ -35,7 +36,9 @@ from xlray.result_names import (
     is_over_seeds,
     parse_zero_shot,
 )
+from xlray.storage import join, redact, scratch_dir, use_storage
 from xlray.sweep.config import SweepConfig
+from xlray.textio import is_uri
 
 PER_LAYER = (f"{ALIGN}.", f"{CONCEPTS}.", f"{SENTENCE_ALIGNMENT}.")
 # ... except the extraction's counts and MEXA pooled over layers, one value each
@@ -48,24 +51,29 @@ COMPARED = ("base", "adjusted")  # the earlier conditions the tables have p-valu
 def main(config_path: str | Path) -> int:
     """CLI entry: report on the sweep a config describes (it must have started: output_dir/sweep.json)."""
     cfg = load_config(config_path, SweepConfig)
-    state_path = Path(cfg.output_dir) / "sweep.json"
+    use_storage(cfg.storage)
+    state_path = join(cfg.output_dir, "sweep.json")
     state = read_json(state_path)
     if state is None:
-        raise XlrayError(f"{config_path}: no sweep has started in {cfg.output_dir} ({state_path} is missing)")
+        raise XlrayError(
+            f"{config_path}: no sweep has started in {redact(cfg.output_dir)} ({redact(state_path)} is missing)"
+        )
     if not state.get("tracking_uri"):
         raise XlrayError(f"{config_path}: tracking.enabled is false, so MLflow holds nothing to report on")
     from xlray.tracking import client_for
 
     client = client_for(state["tracking_uri"])
-    paths = write_report(cfg, Path(cfg.output_dir) / "report", state["tracking_uri"], state["parent_run_id"])
+    folder = join(cfg.output_dir, "report")
+    paths = write_report(cfg, folder, state["tracking_uri"], state["parent_run_id"])
     for path in paths:
         client.log_artifact(state["parent_run_id"], str(path), "report")
-    say(f"[report] {len(paths)} files in {Path(cfg.output_dir) / 'report'}, logged to run {state['parent_run_id']}")
+    say(f"[report] {len(paths)} files in {redact(folder)}, logged to run {state['parent_run_id']}")
     return 0
 
 
-def write_report(cfg: SweepConfig, folder: Path, uri: str | None, parent_run_id: str | None) -> list[Path]:
-    """Write the report files (none if tracking is off) and return their paths."""
+def write_report(cfg: SweepConfig, folder: str | Path, uri: str | None, parent_run_id: str | None) -> list[Path]:
+    """Write the report files into ``folder`` (none if tracking is off) and return their local paths: ``folder``'s
+    own, or for a URI the copies in its scratch folder, each uploaded to ``folder`` once written."""
     if uri is None or parent_run_id is None:
         return []
     from xlray.sweep.runs import trial_runs
@@ -75,21 +83,24 @@ def write_report(cfg: SweepConfig, folder: Path, uri: str | None, parent_run_id:
     runs = trial_runs(client, cfg.tracking.experiment, parent_run_id)
     if not runs:
         return []
-    folder.mkdir(parents=True, exist_ok=True)
+    local = scratch_dir(folder)
     swept = list(cfg.space)
     trials = trial_table(runs, swept)
     zero_shot = zero_shot_table(runs, swept)
     layers = layer_table(client, runs, swept)
     paths = [
-        atomic(folder / "trials.csv", lambda p: trials.write_csv(p)),
-        atomic(folder / "zero_shot.parquet", lambda p: zero_shot.write_parquet(p)),
-        atomic(folder / "layers.parquet", lambda p: layers.write_parquet(p)),
-        atomic(folder / "summary.md", lambda p: p.write_text(markdown(cfg, trials, zero_shot), encoding="utf-8")),
+        atomic(local / "trials.csv", lambda p: trials.write_csv(p)),
+        atomic(local / "zero_shot.parquet", lambda p: zero_shot.write_parquet(p)),
+        atomic(local / "layers.parquet", lambda p: layers.write_parquet(p)),
+        atomic(local / "summary.md", lambda p: p.write_text(markdown(cfg, trials, zero_shot), encoding="utf-8")),
     ]
     if zero_shot.height:
-        paths.append(atomic(folder / "zero_shot.png", lambda p: plot_zero_shot(zero_shot, p)))
+        paths.append(atomic(local / "zero_shot.png", lambda p: plot_zero_shot(zero_shot, p)))
     if layers.height:
-        paths.append(atomic(folder / "layers.png", lambda p: plot_layers(layers, p)))
+        paths.append(atomic(local / "layers.png", lambda p: plot_layers(layers, p)))
+    if is_uri(folder):
+        for path in paths:  # each file a whole object
+            upload(path, join(folder, path.name))
     return paths
 
 

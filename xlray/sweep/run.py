@@ -4,12 +4,17 @@ load config -> check everything before any trial (space, metrics, tracking serve
 (if asked) -> MLflow parent run -> Tuner (or Tuner.restore with --resume) -> failed trials reported ->
 report (table and plots, logged to the parent run) -> manifest (last).
 
-Output folder:
+Output folder (a path every node shares, or an ``s3://`` / ``gs://`` URI; ``xlray.storage``):
     sweep.json          the started sweep: config, parent run id, tracking URI, Tune experiment path
-    tune/<name>/        Tune's experiment state (unless storage_path says elsewhere)
+    tune/<name>/        Tune's experiment state (unless storage_path says elsewhere): Tune's ``storage_path`` is
+                        ``output_dir/tune``, so Tune reads and writes it through the same pyarrow filesystem
     trials/<trial id>/  each trial's stage outputs, events.jsonl and result.json (see xlray.sweep.trial)
     report/             comparison table and plots (see xlray.sweep.report)
     manifest.json       written last: the sweep is complete iff it exists
+
+With an output in object storage, this machine keeps only its log file and, unless tracking.uri names a server,
+the default sqlite MLflow store (both in the output's scratch folder, ``xlray.storage.scratch_dir``): trials on
+other nodes can reach that store only if the scratch folder is shared, so give a multi-node sweep a tracking server.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from xlray.console import log_to, say
 from xlray.errors import RunFailure, XlrayError
 from xlray.outputs import read_json, write_json
 from xlray.stage_rules import finished, result_config, run_name, run_tags
+from xlray.storage import check_output, join, redact, use_storage
 from xlray.sweep.checks import preflight
 from xlray.sweep.config import SweepConfig
 from xlray.sweep.space import param_space
 from xlray.sweep.trial import TrialSetup, run_trial
+from xlray.textio import is_uri
 from xlray.tracking import client_for, flatten, is_server, open_run, tracking_uri
 from xlray.world.assets import prepare_world
 
@@ -45,9 +52,10 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
     """Run the sweep; returns its manifest. Raises XlrayError before any trial starts if the input is bad."""
     from xlray.runtime import start_ray
 
-    out = Path(cfg.output_dir).resolve()
+    out = cfg.output_dir if is_uri(cfg.output_dir) else str(Path(cfg.output_dir).resolve())
+    check_storage(cfg)  # before anything is written
     log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
-    done = finished(out / MANIFEST, cfg, "sweep")
+    done = finished(join(out, MANIFEST), cfg, "sweep")
     if done is not None:
         return done
     state = started_state(cfg, out, resume)
@@ -72,16 +80,16 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
     with open_run(tracking, run_name("sweep", cfg.name), out, tags=tags, run_id=parent_id) as parent:
         if parent_id is None:
             parent.log_params(flatten(cfg.model_dump(mode="json")))
-        storage = cfg.storage_path or str(out / "tune")
+        storage = tune_storage(cfg, out)
         state = {"config": result_config(cfg), "parent_run_id": parent.run_id, "tracking_uri": uri,
-                 "experiment": f"{storage.rstrip('/')}/{cfg.name}"}  # fmt: skip
-        write_json(out / STATE, state)
-        setup = TrialSetup(cfg.model_dump_json(), str(out), uri, parent.run_id)
+                 "experiment": join(storage, cfg.name)}  # fmt: skip
+        write_json(join(out, STATE), state)
+        setup = TrialSetup(cfg.model_dump_json(), out, uri, parent.run_id)
         results = fit(cfg, setup, storage, state["experiment"], resume)
-        trials = trial_results(cfg, results)
+        trials = trial_results(cfg, results, state["experiment"])
         from xlray.sweep.report import write_report
 
-        report = write_report(cfg, out / "report", uri, parent.run_id)
+        report = write_report(cfg, join(out, "report"), uri, parent.run_id)
         for path in report:
             parent.log_artifact(path, "report")
         best = best_trial(cfg, trials)
@@ -89,21 +97,38 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
             parent.log_metrics({f"best.{cfg.search.metric}": best["result"][cfg.search.metric]})
             parent.set_tags({"xlray.best_trial": best["trial_id"]})
         manifest = {"config": result_config(cfg), "trials": trials, "best": best, "parent_run_id": parent.run_id,
-                    "report": [str(p.relative_to(out)) for p in report]}  # fmt: skip
-        write_json(out / MANIFEST, manifest)
+                    "report": [f"report/{p.name}" for p in report]}  # fmt: skip
+        write_json(join(out, MANIFEST), manifest)
     summary(cfg, trials, best, out, uri)
     return manifest
 
 
-def started_state(cfg: SweepConfig, out: Path, resume: bool) -> dict[str, Any] | None:
+def check_storage(cfg: SweepConfig) -> None:
+    """The sweep's storage settings made this process's, then its output URIs probed (``check_output``): a bad
+    output_dir or storage_path fails in one line before anything is written."""
+    use_storage(cfg.storage)
+    check_output(cfg.output_dir, "output_dir")
+    if cfg.storage_path:
+        check_output(cfg.storage_path, "storage_path")
+
+
+def tune_storage(cfg: SweepConfig, out: str) -> str:
+    """Tune's ``storage_path``: ``storage_path``, else ``output_dir/tune`` (a local folder or the same object
+    store, reached by Tune through pyarrow with the same environment: credentials and ``AWS_ENDPOINT_URL``)."""
+    if cfg.storage_path:
+        return cfg.storage_path if is_uri(cfg.storage_path) else str(Path(cfg.storage_path).resolve())
+    return join(out, "tune")
+
+
+def started_state(cfg: SweepConfig, out: str, resume: bool) -> dict[str, Any] | None:
     """The saved state of a started sweep: required with --resume, refused without it."""
-    state = read_json(out / STATE)
+    state, shown = read_json(join(out, STATE)), redact(out)
     if state is None and resume:
-        raise XlrayError(f"--resume: {out} holds no started sweep ({STATE} is missing); run it without --resume")
+        raise XlrayError(f"--resume: {shown} holds no started sweep ({STATE} is missing); run it without --resume")
     if state is not None and not resume:
-        raise XlrayError(f"{out}: holds an unfinished sweep; add --resume to finish it, or choose another output_dir")
+        raise XlrayError(f"{shown}: holds an unfinished sweep; add --resume to finish it, or choose another output_dir")
     if state is not None and state["config"] != result_config(cfg):
-        raise XlrayError(f"--resume: the config differs from the one {out} was started with; resume that one")
+        raise XlrayError(f"--resume: the config differs from the one {shown} was started with; resume that one")
     return state
 
 
@@ -180,7 +205,7 @@ def new_tuner(cfg: SweepConfig, trainable: Any, space: dict, storage: str, callb
     )
 
 
-def trial_results(cfg: SweepConfig, results: Any) -> dict[str, dict[str, Any]]:
+def trial_results(cfg: SweepConfig, results: Any, experiment: str) -> dict[str, dict[str, Any]]:
     """``{trial id: {"config", "result"}}``; failed trials are one line naming each and its cause, and how to
     resume: an XlrayError if each failed on bad input, else a RunFailure (a worker died, a bug)."""
     from xlray.ray_failures import ray_failure
@@ -194,7 +219,7 @@ def trial_results(cfg: SweepConfig, results: Any) -> dict[str, dict[str, Any]]:
         ]
         message = (
             f"{len(failed)} of {len(results)} trials failed: " + "; ".join(said)
-            + f"; trial logs under {results.experiment_path}; fix the cause, then: xlray sweep <config> --resume "
+            + f"; trial logs under {redact(experiment)}; fix the cause, then: xlray sweep <config> --resume "
             "(finished trials are kept)"
         )  # fmt: skip
         if all(isinstance(c, XlrayError) for c in causes):
@@ -219,7 +244,7 @@ def best_trial(cfg: SweepConfig, trials: dict[str, dict[str, Any]]) -> dict[str,
     return {"trial_id": tid, **trials[tid]}
 
 
-def summary(cfg: SweepConfig, trials: dict, best: dict | None, out: Path, uri: str | None) -> None:
+def summary(cfg: SweepConfig, trials: dict, best: dict | None, out: str, uri: str | None) -> None:
     """A table of the trials (best first), then where the outputs are."""
     from xlray.console import table
     from xlray.sweep.space import trial_label
@@ -229,10 +254,10 @@ def summary(cfg: SweepConfig, trials: dict, best: dict | None, out: Path, uri: s
         ([trial_label(t["config"]), t["result"].get(metric), tid] for tid, t in trials.items()),
         key=lambda row: (row[1] is None, -(row[1] or 0) if cfg.search.mode == "max" else (row[1] or 0)),
     )
-    say(f"[sweep] {cfg.name}: {len(trials)} trials finished; outputs in {out}")
+    say(f"[sweep] {cfg.name}: {len(trials)} trials finished; outputs in {redact(out)}")
     table(f"sweep {cfg.name}: trials, best first", ["trial", metric, "trial id"], rows)
     if best is None:
         say(f"[sweep] no trial reported {metric}")
-    say(f"[sweep] report: {out / 'report'}")
+    say(f"[sweep] report: {redact(join(out, 'report'))}")
     if uri:
         say(f"[sweep] MLflow: parent run sweep-{cfg.name} in experiment {cfg.tracking.experiment} at {uri}")

@@ -2,7 +2,8 @@
 
 A trial is ``{"model": label, "languages": "xl+xc", "adjust.loss.reg_lambda": 1.0, ...}``: the sweep's model and
 language group plus one value per hyperparameter. From it and the templates come the trial's `xlray adjust`
-config and its evaluate configs (one per condition), so a trial runs exactly what the stage commands run.
+config and its evaluate configs (one per condition), so a trial runs exactly what the stage commands run. The
+trial's folder may be a local path or a URI (``xlray.storage``); its stage configs get the sweep's storage settings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from xlray.adjust.config import AdjustConfig
 from xlray.configs import ModelConfig, TrackingConfig, validate
 from xlray.errors import XlrayError
+from xlray.storage import join
 from xlray.sweep.config import TEMPLATES, Dimension, SweepConfig, group_label
 from xlray.tasks.config import EvaluateConfig
 
@@ -58,7 +60,7 @@ def check_space(cfg: SweepConfig) -> None:
 def probe(cfg: SweepConfig, trial: dict[str, Any], where: str) -> None:
     """Build (and so validate) one trial's stage configs; errors say which hyperparameter value caused them."""
     try:
-        stage_configs(cfg, trial, Path("trial"), TrackingConfig(enabled=False))
+        stage_configs(cfg, trial, "trial", TrackingConfig(enabled=False))
     except XlrayError as exc:
         raise XlrayError(f"{where}{exc}") from None
 
@@ -74,7 +76,7 @@ def has_path(data: Any, parts: list[str]) -> bool:
 def leaf_paths(data: dict[str, Any], prefix: str = "") -> list[str]:
     out = []
     for key, value in data.items():
-        if key in ("stage", "model", "languages", "output_dir", "tracking", "condition"):
+        if key in ("stage", "model", "languages", "output_dir", "tracking", "storage", "condition"):
             continue
         out.extend(leaf_paths(value, f"{prefix}{key}.") if isinstance(value, dict) else [f"{prefix}{key}"])
     return out
@@ -98,41 +100,48 @@ def overridden(cfg: SweepConfig, stage: str, trial: dict[str, Any]) -> dict[str,
 
 
 def stage_configs(
-    cfg: SweepConfig, trial: dict[str, Any], folder: Path, tracking: TrackingConfig
+    cfg: SweepConfig, trial: dict[str, Any], folder: str | Path, tracking: TrackingConfig
 ) -> dict[str, BaseModel | list[EvaluateConfig] | None]:
-    """``{"adjust": AdjustConfig | None, "evaluate": [EvaluateConfig per condition, in run order]}``."""
+    """``{"adjust": AdjustConfig | None, "evaluate": [EvaluateConfig per condition, in run order]}``, their outputs
+    in ``folder`` (local or a URI)."""
     from xlray.tasks.conditions import efimov_conditions, variant
 
     original = cfg.models[trial["model"]]
     group = trial["languages"].split("+")
+    per_trial = {"tracking": tracking.model_dump(), "storage": cfg.storage.model_dump()}
     adjust = None
     if cfg.adjust is not None:
         fields = overridden(cfg, "adjust", trial)
         fields.update(stage="adjust", model=original.model_dump(), languages=group,
-                      output_dir=str(folder / "adjust"), tracking=tracking.model_dump())  # fmt: skip
+                      output_dir=join(folder, "adjust"), **per_trial)  # fmt: skip
         adjust = validate(AdjustConfig, fields, "adjust (with this trial's hyperparameters)")
     evaluate: list[EvaluateConfig] = []
     if cfg.evaluate is not None:
         fields = overridden(cfg, "evaluate", trial)
         if adjust is not None:
-            continual = {**fields.get("continual", {}), "pairs": str(folder / "adjust" / "pairs.parquet")}
+            continual = {**fields.get("continual", {}), "pairs": join(folder, "adjust", "pairs.parquet")}
             fields["continual"] = continual
         fields.update(stage="evaluate", model=original.model_dump(), languages=["en", *group],
-                      output_dir=str(folder / "evaluate"), tracking=tracking.model_dump())  # fmt: skip
+                      output_dir=join(folder, "evaluate"), **per_trial)  # fmt: skip
         tmpl = validate(EvaluateConfig, fields, "evaluate (with this trial's hyperparameters)")
         if adjust is None:
-            evaluate = [variant(tmpl, condition="base", output_dir=str(folder / "evaluate" / "base"))]
+            evaluate = [variant(tmpl, condition="base", output_dir=join(folder, "evaluate", "base"))]
         else:
-            adjusted = ModelConfig(name=str(folder / "adjust" / "checkpoint"))
+            adjusted = ModelConfig(name=adjusted_checkpoint(adjust))
             # Retrieval (XSR) has no fine-tuning, so there is nothing to learn continually.
             conditions = [c for c in cfg.conditions if not (tmpl.task.kind == "xsr" and c == "continual")]
-            evaluate = efimov_conditions(tmpl, original, adjusted, folder / "evaluate", conditions)
+            evaluate = efimov_conditions(tmpl, original, adjusted, join(folder, "evaluate"), conditions)
     return {"adjust": adjust, "evaluate": evaluate}
 
 
-def tuned_checkpoint(ev: EvaluateConfig) -> Path:
+def adjusted_checkpoint(adjust: AdjustConfig) -> str:
+    """Where the trial's adjustment writes its checkpoint (a local path or a URI)."""
+    return join(adjust.output_dir, "checkpoint")
+
+
+def tuned_checkpoint(ev: EvaluateConfig) -> str:
     """The model a condition fine-tuned with its first seed (the ``<condition>-tuned`` checkpoint of a trial)."""
-    return Path(ev.output_dir) / f"seed-{ev.seeds[0]}" / "checkpoint"
+    return join(ev.output_dir, f"seed-{ev.seeds[0]}", "checkpoint")
 
 
 def param_space(cfg: SweepConfig) -> dict[str, Any]:

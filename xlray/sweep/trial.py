@@ -5,8 +5,9 @@ layer of the resulting checkpoints -> optional concepts (CALIGN/COLAP) -> option
 result.json (last) -> final report.
 
 Everything a trial logs goes into one MLflow run, a child of the sweep's parent run, found again by its trial id
-when a resumed sweep restarts the trial. Stage outputs live in ``output_dir/trials/<trial id>`` and are reused
-when a restarted trial runs again, so a resumed sweep redoes only unfinished work.
+when a resumed sweep restarts the trial. Stage outputs live in ``output_dir/trials/<trial id>`` (a shared path or
+a URI: whatever node runs the trial reads and writes it there) and are reused when a restarted trial runs again,
+so a resumed sweep redoes only unfinished work.
 """
 
 from __future__ import annotations
@@ -16,20 +17,22 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from xlray import result_names as names
 from xlray.configs import ModelConfig, TrackingConfig
-from xlray.outputs import read_json, write_json
+from xlray.outputs import atomic_text, read_json, write_json
+from xlray.storage import join, use_storage
 from xlray.sweep import alignment
 from xlray.sweep.config import SweepConfig
 from xlray.sweep.runs import find_trial_run
 from xlray.sweep.space import SWEPT, stage_configs, trial_label, tuned_checkpoint
+from xlray.textio import is_file, open_binary
 from xlray.tracking import NullSink, PrefixedSink, Sink, open_run
 from xlray.world.assets import prepare_world
 
 RESULT = "result.json"
+EVENTS = "events.jsonl"
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class TrialSetup:
     """What every trial needs from the driver (plain strings, so Tune can store it with the experiment)."""
 
     sweep_json: str
-    output_dir: str
+    output_dir: str  # an absolute path every node shares, or a URI
     tracking_uri: str | None  # None: tracking off
     parent_run_id: str | None
 
@@ -47,10 +50,11 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     from ray import tune
 
     cfg = SweepConfig.model_validate_json(setup.sweep_json)
+    use_storage(cfg.storage)  # this worker's S3 endpoint, on whatever node it runs
     trial_id = tune.get_context().get_trial_id()
-    folder = Path(setup.output_dir) / "trials" / trial_id
+    folder = join(setup.output_dir, "trials", trial_id)
     trial = {k: config[k] for k in sorted(config)}
-    done = read_json(folder / RESULT)
+    done = read_json(join(folder, RESULT))
     if done is not None and done["trial"] == trial:
         log_event(folder, "reused")  # finished before the driver died, not yet recorded by Tune
         tune.report(done["result"])
@@ -67,7 +71,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
             result.update(step(sink))
             if k == len(steps):
                 result["trial_seconds"] = time.perf_counter() - started
-                write_json(folder / RESULT, {"trial": trial, "result": numbers(result)})
+                write_json(join(folder, RESULT), {"trial": trial, "result": numbers(result)})
                 log_event(folder, "finished")
             if k == len(steps) or cfg.scheduler.kind != "none":  # intermediate results only feed a scheduler
                 if not report(numbers(result)):  # Tune stopped the trial (its scheduler): the run ends FINISHED
@@ -87,7 +91,7 @@ def report(result: dict[str, float]) -> bool:
     return True
 
 
-def pipeline(cfg: SweepConfig, trial: dict[str, Any], configs: dict[str, Any], folder: Path) -> list:
+def pipeline(cfg: SweepConfig, trial: dict[str, Any], configs: dict[str, Any], folder: str) -> list:
     """The trial's steps in order; each logs into the trial's sink and returns Tune result keys."""
     adjust = configs["adjust"]
     measured = cfg.alignment_checkpoints()
@@ -119,18 +123,18 @@ def adjust_step(adjust: Any, measured: list[str], sink: Sink) -> dict[str, Any]:
     return out
 
 
-def evaluate_step(ev: Any, adjust: Any, measure: bool, folder: Path, sink: Sink) -> dict[str, Any]:
+def evaluate_step(ev: Any, adjust: Any, measure: bool, folder: str, sink: Sink) -> dict[str, Any]:
     """One condition: fine-tune and test zero-shot over the seeds; then the alignment of its first seed's model."""
     from xlray.evaluate.run import run_evaluation
 
     summary = run_evaluation(ev, into=PrefixedSink(sink, names.zero_shot_prefix(ev.condition)))
-    manifest = read_json(Path(ev.output_dir) / "manifest.json") or {}
+    manifest = read_json(join(ev.output_dir, "manifest.json")) or {}
     out = {names.zero_shot(ev.condition, lang, k): v for lang, row in summary.items() for k, v in row.items()}
     targets = manifest.get("targets_mean", {})
     out.update({names.zero_shot(ev.condition, names.TARGETS_MEAN, k): v for k, v in targets.items()})
     if measure:
         name = f"{ev.condition}-tuned"
-        stats = alignment.checkpoint_stats(tuned_checkpoint(ev), adjust, folder / "align" / f"{name}.json")
+        stats = alignment.checkpoint_stats(tuned_checkpoint(ev), adjust, join(folder, "align", f"{name}.json"))
         out.update(alignment.record(sink, name, stats, adjust.loss.layer))
     return out
 
@@ -158,11 +162,16 @@ def trial_run(cfg: SweepConfig, setup: TrialSetup, trial_id: str, trial: dict[st
         yield sink
 
 
-def log_event(folder: Path, event: str) -> None:
-    """Append to the trial's history (started / finished / reused), which shows what a resume redid."""
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "events.jsonl", "a", encoding="utf-8") as f:
-        f.write(json.dumps({"event": event, "time": time.time()}) + "\n")
+def log_event(folder: str, event: str) -> None:
+    """Add to the trial's history (started / finished / reused), which shows what a resume redid; the file is
+    written whole each time, since an object store cannot append (only the trial's own worker writes it)."""
+    path = join(folder, EVENTS)
+    before = ""
+    if is_file(path):
+        with open_binary(path) as f:
+            before = f.read().decode("utf-8")
+    with atomic_text(path) as f:
+        f.write(before + json.dumps({"event": event, "time": time.time()}) + "\n")
 
 
 def numbers(result: dict[str, Any]) -> dict[str, float]:

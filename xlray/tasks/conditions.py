@@ -13,6 +13,7 @@ from typing import Any
 
 from xlray.configs import ModelConfig
 from xlray.errors import XlrayError
+from xlray.storage import join
 from xlray.tasks.config import EvaluateConfig
 
 CONDITIONS = ("base", "adjusted", "continual")
@@ -31,14 +32,13 @@ def efimov_conditions(
     conditions: Sequence[str] = CONDITIONS,
 ) -> list[EvaluateConfig]:
     """Configs for the listed conditions of base, adjusted and continual (in run order), each in ``root/<condition>``
-    and compared with the earlier listed ones.
+    (a local folder or a URI) and compared with the earlier listed ones.
 
     The template's task, languages, seeds, training and continual settings are shared; its ``continual.pairs``
     must name the pool (the pairs file of the adjustment that produced ``adjusted``) if continual is listed.
     """
     if "continual" in conditions and not template.continual.pairs:
         raise XlrayError("continual.pairs: the continual condition needs the pairs file of the adjustment")
-    root = Path(root)
     plain = {**template.continual.model_dump(mode="json"), "enabled": False}
     sig = template.significance.model_dump(mode="json")
     reference = template.continual.reference or original
@@ -60,8 +60,8 @@ def efimov_conditions(
                 condition=name,
                 continual=continual,
                 significance={**sig, "compare_with": dict(earlier)},
-                output_dir=str(root / name),
+                output_dir=join(root, name),
             )
         )
-        earlier[name] = str(root / name)
+        earlier[name] = join(root, name)
     return configs

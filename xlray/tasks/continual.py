@@ -11,7 +11,6 @@ mBERT) and swamp the task gradient.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,8 +20,10 @@ from pydantic import ValidationError
 from xlray.configs import ModelConfig
 from xlray.errors import XlrayError, one_line
 from xlray.models import LoadedModel, encoder_of, load_model
+from xlray.storage import join
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.train import ExtraLoss
+from xlray.textio import is_file, open_binary
 
 ADJUST_RECORD = "adjust_config.yaml"  # the config `xlray adjust` saves into its checkpoint (xlray.adjust.run)
 
@@ -30,15 +31,17 @@ ADJUST_RECORD = "adjust_config.yaml"  # the config `xlray adjust` saves into its
 def reference_config(cfg: EvaluateConfig) -> ModelConfig:
     """f0: ``continual.reference``; else the model the starting checkpoint was adjusted from, as its
     ``adjust_config.yaml`` says; else the starting checkpoint, which `xlray adjust` then did not write (the
-    original). Never the adjusted model itself: the regulariser must pull English back to the original."""
+    original). Never the adjusted model itself: the regulariser must pull English back to the original. The
+    starting checkpoint may be a local folder or a URI (the record is read where it is)."""
     if cfg.continual.reference is not None:
         return cfg.continual.reference
-    record = Path(cfg.model.name) / ADJUST_RECORD
-    if not record.is_file():
+    record = join(cfg.model.name, ADJUST_RECORD)
+    if not is_file(record):
         return cfg.model
     try:
-        return ModelConfig.model_validate(yaml.safe_load(record.read_text(encoding="utf-8"))["model"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:
+        with open_binary(record) as f:
+            return ModelConfig.model_validate(yaml.safe_load(f.read().decode("utf-8"))["model"])
+    except (OSError, XlrayError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError, ValidationError) as exc:
         raise XlrayError(
             f"{record}: cannot read the model {cfg.model.name} was adjusted from ({one_line(exc)}); "
             "set continual.reference to the original model"

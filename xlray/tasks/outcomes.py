@@ -15,8 +15,10 @@ import polars as pl
 
 from xlray.errors import XlrayError
 from xlray.stats import compare_conditions, mean_statistic
+from xlray.storage import join, list_folders
 from xlray.tasks.common import LangResult
 from xlray.tasks.metrics import f1_statistic
+from xlray.textio import is_file, open_binary
 
 OUTCOMES = "outcomes.parquet"
 SCHEMA = {
@@ -54,11 +56,21 @@ def outcome_frame(results: Iterable[LangResult], condition: str, task: str, seed
 
 
 def read_outcomes(output_dir: str | Path) -> pl.DataFrame:
-    """All seeds' outcomes of one evaluate run (its ``seed-*/outcomes.parquet``)."""
-    files = sorted(Path(output_dir).glob(f"seed-*/{OUTCOMES}"))
+    """All seeds' outcomes of one evaluate run (its ``seed-*/outcomes.parquet``, a local folder or a URI)."""
+    files = outcome_files(output_dir)
     if not files:
         raise XlrayError(f"{output_dir}: no seed-*/{OUTCOMES}; is it the output_dir of a finished `xlray evaluate`?")
-    return pl.concat([pl.read_parquet(f) for f in files])
+    frames = []
+    for path in files:
+        with open_binary(path) as f:
+            frames.append(pl.read_parquet(f))
+    return pl.concat(frames)
+
+
+def outcome_files(output_dir: str | Path) -> list[str]:
+    """The ``seed-*/outcomes.parquet`` files of an evaluate run, in seed-folder order (local or in a bucket)."""
+    seeds = list_folders(output_dir, "seed-")
+    return [path for seed in seeds if is_file(path := join(output_dir, seed, OUTCOMES))]
 
 
 def runs_of(frame: pl.DataFrame, language: str, metric: str) -> tuple[list[np.ndarray], list[str]]:

@@ -10,6 +10,7 @@ import polars as pl
 
 from xlray.errors import XlrayError
 from xlray.outputs import write_parquet
+from xlray.textio import is_file, open_binary
 from xlray.wordalign.eflomal import Link
 
 COLUMNS = {"src": pl.String, "tgt": pl.String, "count": pl.Int64, "prob": pl.Float64}
@@ -59,12 +60,12 @@ def write_dictionary(df: pl.DataFrame, path: str | Path) -> Path:
 
 
 def read_dictionary(path: str | Path) -> pl.DataFrame:
-    """Read a dictionary written by :func:`write_dictionary`, checking its columns."""
-    path = Path(path)
-    if not path.is_file():
+    """Read a dictionary written by :func:`write_dictionary` (a local file or a URI), checking its columns."""
+    if not is_file(path):
         raise XlrayError(f"{path}: dictionary file not found")
     try:
-        df = pl.read_parquet(path)
+        with open_binary(path) as f:
+            df = pl.read_parquet(f)
     except Exception as exc:  # polars raises several error types for a corrupt file
         raise XlrayError(f"{path}: not a readable Parquet dictionary ({type(exc).__name__})") from None
     check_columns(df, path)

@@ -72,7 +72,7 @@ def read_iob(
     ``strip_lang``: None detects a ``lang:`` prefix from the first token, True requires it, False keeps
     tokens as they are.
     """
-    path = Path(path)
+    path = str(path)  # a local path or a URI (Path would fold s3:// into s3:/)
     allowed = set(iob_tags(entity_types))
     strip = PrefixStripper(path, strip_lang)
     tokens: list[str] = []

@@ -66,7 +66,7 @@ def read_xnli(
     Rows of a file without a language column get ``default_language``. Blank lines are skipped; a requested
     language that never occurs is an error once the file is read, so a typo cannot yield an empty test set.
     """
-    path = Path(path)
+    path = str(path)  # a local path or a URI (Path would fold s3:// into s3:/)
     lines = read_lines(path)
     first = next(lines, None)
     if first is None:
