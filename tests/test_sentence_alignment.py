@@ -1,6 +1,6 @@
 """`xlray sentence-alignment` end to end on sentence-level extraction folders built here in the real shard format
 (planted parallel structure: no alignment at layer 0, all at layer 1, part at layer 2), MLflow read back from a
-sqlite store. No Ray."""
+sqlite store. Each layer is scored in a Ray task: the shared session."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from xlray.sentence_alignment.plots import concept_curves
 from xlray.sentence_alignment.run import run_sentence_alignment
 from xlray.tracking import PrefixedSink, open_run
 
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 LANGUAGES = ("en", "de", "fr")
 NOISE = {0: 3.0, 1: 0.05, 2: 0.6}  # per layer: translations far apart, nearly equal, in between
 Truth = dict[tuple[int, str], tuple[list[str], np.ndarray]]

@@ -59,7 +59,7 @@ def test_a_sweep_of_only_sentence_alignment_validates_and_makes_its_stage_config
         "adjust": None, "evaluate": []
     }  # fmt: skip
     extract, alignment = step_configs(cfg.sentence_alignment, cfg.models["qwen2"], "qwen2",
-                                      ["deu_Latn", "fra_Latn"], tmp_path / "t")  # fmt: skip
+                                      ["deu_Latn", "fra_Latn"], str(tmp_path / "t"), {})  # fmt: skip
     (corpus,) = extract.inputs
     assert corpus.format == "parallel_ids" and corpus.files == {
         lang: f"/data/flores_plus/devtest/{lang}.parquet" for lang in ("eng_Latn", "deu_Latn", "fra_Latn")
@@ -126,7 +126,7 @@ def test_shipped_mexa_sweep_passes_every_check_made_before_trials(monkeypatch):
     assert {m.name for m in cfg.models.values()} == {"meta-llama/Llama-3.1-8B", "Qwen/Qwen2.5-7B",
                                                      "google/gemma-2-9b", "CohereLabs/aya-expanse-8b"}  # fmt: skip
     assert count_trials(cfg) == 16 and cfg.sentence_alignment.pivot == "eng_Latn"
-    extract, _ = step_configs(cfg.sentence_alignment, cfg.models["gemma2-9b"], "gemma2-9b", ["hin_Deva"], Path("t"))
+    extract, _ = step_configs(cfg.sentence_alignment, cfg.models["gemma2-9b"], "gemma2-9b", ["hin_Deva"], "t", {})
     assert extract.inputs[0].files["hin_Deva"] == "/mnt/data/flores_plus/devtest/hin_Deva.parquet"
     assert (extract.sentence_pooling, extract.dtype, extract.gpus_per_actor) == ("mexa", "float16", 1)
 

@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from xlray.configs import StorageConfig, Strict, TrackingConfig
+from xlray.configs import RayConfig, StorageConfig, Strict, TrackingConfig
+from xlray.fanout import SchedulingConfig
 
 
 class SentenceAlignmentConfig(Strict):
@@ -37,4 +38,6 @@ class SentenceAlignmentConfig(Strict):
         "beside MEXA in word_and_sentence.png",
     )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    scheduling: SchedulingConfig = Field(default_factory=SchedulingConfig, description="The Ray task of each layer")
     storage: StorageConfig = Field(default_factory=StorageConfig)

@@ -6,13 +6,13 @@ Logged into the trial's run as ``concepts.<checkpoint>.<lang>-en.<metric>`` with
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from xlray import result_names as names
 from xlray.configs import ModelConfig, RayConfig, TrackingConfig, validate
+from xlray.storage import join
 from xlray.sweep.config import ConceptsStep, SweepConfig
-from xlray.sweep.space import tuned_checkpoint
+from xlray.sweep.space import adjusted_checkpoint, tuned_checkpoint
 from xlray.tracking import PrefixedSink, Sink
 
 OFF = TrackingConfig(enabled=False)
@@ -34,28 +34,33 @@ def checkpoint_model(name: str, configs: dict[str, Any], original: ModelConfig) 
     if name == "original":
         return original
     if name == "adjusted":
-        return ModelConfig(name=str(Path(configs["adjust"].output_dir) / "checkpoint"))
+        return ModelConfig(name=adjusted_checkpoint(configs["adjust"]))
     ev = next(c for c in configs["evaluate"] if c.condition == name.removesuffix("-tuned"))
     return ModelConfig(name=str(tuned_checkpoint(ev)))
 
 
-def step_configs(step: ConceptsStep, model: ModelConfig, label: str, name: str, lang: str, base: Path) -> tuple:
-    """The `xlray extract` and `xlray concepts` configs of one (checkpoint, language) pair, validated."""
+def step_configs(
+    step: ConceptsStep, model: ModelConfig, label: str, name: str, lang: str, base: str, storage: dict[str, Any]
+) -> tuple:
+    """The `xlray extract` and `xlray concepts` configs of one (checkpoint, language) pair, validated; ``base`` is
+    their folder (a local path or a URI)."""
     from xlray.concepts.config import ConceptsConfig
     from xlray.extract.config import ExtractConfig
 
     files = step.files(lang).model_dump()
     extract = validate(ExtractConfig, {
-        "model": model.model_dump(), "output_dir": str(base / "extract"), "languages": [lang, "en"],
+        "model": model.model_dump(), "output_dir": join(base, "extract"), "languages": [lang, "en"],
         "inputs": [{"format": "parallel", **files, "source_language": lang, "target_language": "en"}],
-        "ray": RayConfig(address="auto").model_dump(), "tracking": OFF.model_dump(),
+        "ray": RayConfig(address="auto").model_dump(), "tracking": OFF.model_dump(), "storage": storage,
         "actors": 1,  # beside the sweep's other trials, not as many as the cluster holds
         **with_lang(step.extract, lang),
     }, "concepts.extract (with the trial's checkpoint and language)")  # fmt: skip
     concepts = validate(ConceptsConfig, {
-        "activations": extract.output_dir, "source": lang, "target": "en", "output_dir": str(base / "concepts"),
+        "activations": extract.output_dir, "source": lang, "target": "en", "output_dir": join(base, "concepts"),
         "dictionary": {"kind": "eflomal", **files},
-        "model_label": label, "checkpoint_label": name, "tracking": OFF.model_dump(), **with_lang(step.concepts, lang),
+        "model_label": label, "checkpoint_label": name, "tracking": OFF.model_dump(), "storage": storage,
+        "ray": RayConfig(address="auto").model_dump(),  # the trial's Ray; its tasks run outside the trial's reservation
+        **with_lang(step.concepts, lang),
     }, "concepts.concepts (with the trial's checkpoint and language)")  # fmt: skip
     return extract, concepts
 
@@ -64,11 +69,12 @@ def check_step(cfg: SweepConfig) -> None:
     """The extract and concepts overrides make valid configs (checked before any trial runs)."""
     if cfg.concepts is not None:
         label = next(iter(cfg.models))
-        step_configs(cfg.concepts, cfg.models[label], label, "original", cfg.language_groups()[0][0], Path("check"))
+        lang = cfg.language_groups()[0][0]
+        step_configs(cfg.concepts, cfg.models[label], label, "original", lang, "check", cfg.storage.model_dump())
 
 
 def run_concepts_step(
-    cfg: SweepConfig, trial: dict[str, Any], configs: dict[str, Any], folder: Path, sink: Sink
+    cfg: SweepConfig, trial: dict[str, Any], configs: dict[str, Any], folder: str, sink: Sink
 ) -> dict[str, Any]:
     """Extract and analyse each (checkpoint, language) pair; returns the last layer's metrics as result keys."""
     from xlray.concepts.run import run_concepts
@@ -78,8 +84,9 @@ def run_concepts_step(
     for name in cfg.concepts.checkpoints:
         model = checkpoint_model(name, configs, cfg.models[trial["model"]])
         for lang in trial["languages"].split("+"):
-            base = folder / "concepts" / name / f"{lang}-en"
-            extract, concepts = step_configs(cfg.concepts, model, trial["model"], name, lang, base)
+            base = join(folder, "concepts", name, f"{lang}-en")
+            storage = cfg.storage.model_dump()
+            extract, concepts = step_configs(cfg.concepts, model, trial["model"], name, lang, base, storage)
             run_extract(extract)
             prefix = names.concepts_prefix(name, lang)
             manifest = run_concepts(concepts, into=PrefixedSink(sink, prefix))

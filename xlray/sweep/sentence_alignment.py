@@ -11,12 +11,12 @@ under ``sentence_alignment.extract.``. The pooled names are the trial's Tune res
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from xlray import result_names as names
 from xlray.configs import ModelConfig, RayConfig, validate
 from xlray.errors import XlrayError
+from xlray.storage import join
 from xlray.sweep.concepts import OFF
 from xlray.sweep.config import SentenceAlignmentStep, SweepConfig
 from xlray.tracking import PrefixedSink, Sink
@@ -33,8 +33,11 @@ def step_languages(step: SentenceAlignmentStep, group: list[str]) -> list[str]:
     return [step.pivot, *(lang for lang in group if lang != step.pivot)]
 
 
-def step_configs(step: SentenceAlignmentStep, model: ModelConfig, label: str, group: list[str], base: Path) -> tuple:
-    """The `xlray extract` and `xlray sentence-alignment` configs of one trial (model, language group), validated."""
+def step_configs(
+    step: SentenceAlignmentStep, model: ModelConfig, label: str, group: list[str], base: str, storage: dict[str, Any]
+) -> tuple:
+    """The `xlray extract` and `xlray sentence-alignment` configs of one trial (model, language group), validated;
+    ``base`` is their folder (a local path or a URI)."""
     from xlray.extract.config import ExtractConfig
     from xlray.sentence_alignment.config import SentenceAlignmentConfig
 
@@ -48,15 +51,16 @@ def step_configs(step: SentenceAlignmentStep, model: ModelConfig, label: str, gr
     corpus = {"format": "parallel_ids", "files": {lang: step.files.replace("{lang}", lang) for lang in languages},
               "id_column": step.id_column, "text_column": step.text_column}  # fmt: skip
     extract = validate(ExtractConfig, {
-        "model": model.model_dump(), "output_dir": str(base / "extract"), "languages": languages, "inputs": [corpus],
-        "ray": RayConfig(address="auto").model_dump(),
+        "model": model.model_dump(), "output_dir": join(base, "extract"), "languages": languages, "inputs": [corpus],
+        "ray": RayConfig(address="auto").model_dump(), "storage": storage,
         "actors": 1,  # beside the sweep's other trials, not as many as the cluster holds
         "sentence_pooling": "mexa",  # MEXA's own embedding unless the overrides choose another
         **step.extract, "granularity": "sentence", "tracking": OFF.model_dump(),
     }, "sentence_alignment.extract (with the trial's model and languages)")  # fmt: skip
     alignment = validate(SentenceAlignmentConfig, {
-        "activations": extract.output_dir, "output_dir": str(base / "scores"), "pivot": step.pivot,
-        "languages": languages, "model_label": label, **step.alignment, "tracking": OFF.model_dump(),
+        "activations": extract.output_dir, "output_dir": join(base, "scores"), "pivot": step.pivot,
+        "languages": languages, "model_label": label, "ray": RayConfig(address="auto").model_dump(), "storage": storage,
+        **step.alignment, "tracking": OFF.model_dump(),
     }, "sentence_alignment.alignment (with the trial's model and languages)")  # fmt: skip
     return extract, alignment
 
@@ -67,17 +71,18 @@ def check_step(cfg: SweepConfig) -> None:
     if cfg.sentence_alignment is not None:
         label = next(iter(cfg.models))
         for group in cfg.language_groups():
-            step_configs(cfg.sentence_alignment, cfg.models[label], label, group, Path("check"))
+            step_configs(cfg.sentence_alignment, cfg.models[label], label, group, "check", cfg.storage.model_dump())
 
 
-def run_sentence_alignment_step(cfg: SweepConfig, trial: dict[str, Any], folder: Path, sink: Sink) -> dict[str, Any]:
+def run_sentence_alignment_step(cfg: SweepConfig, trial: dict[str, Any], folder: str, sink: Sink) -> dict[str, Any]:
     """Extract, then score the pivot against each of the trial's languages; returns MEXA pooled over layers."""
     from xlray.extract.run import run_extract
     from xlray.sentence_alignment.run import run_sentence_alignment
 
     step, label = cfg.sentence_alignment, trial["model"]
     group = trial["languages"].split("+")
-    extract, alignment = step_configs(step, cfg.models[label], label, group, folder / "sentence_alignment")
+    base, storage = join(folder, "sentence_alignment"), cfg.storage.model_dump()
+    extract, alignment = step_configs(step, cfg.models[label], label, group, base, storage)
     run_extract(extract, into=PrefixedSink(sink, names.sentence_alignment("extract.")))
     manifest = run_sentence_alignment(alignment, into=PrefixedSink(sink, names.sentence_alignment("")))
     out: dict[str, Any] = {}
