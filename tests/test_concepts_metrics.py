@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xlray.concepts.metrics import CalignConfig, ColapConfig, calign, colap, word_clusters
+from xlray.concepts.metrics import (
+    CalignConfig,
+    ClusterMatch,
+    ColapConfig,
+    calign,
+    calign_matches,
+    colap,
+    colap_clusters,
+    word_clusters,
+)
 
 F = frozenset
 # Source (English) and target clusters; 'tiro' (bird) is in no target cluster.
@@ -26,6 +35,46 @@ def test_calign_exact_with_untranslatable_word_and_tau_equality():
         "covered_source_words": 5,
     }
     assert calign(SRC, TGT, D, CalignConfig(theta=0.5, tau=0, rho=0.0)).value == 1.0
+
+
+def test_calign_matches_are_the_details_behind_the_value():
+    cfg = CalignConfig(theta=0.5, tau=1, rho=0.0)
+    matches = calign_matches(SRC, TGT, D, cfg)
+    assert matches == {
+        # bird's translation 'tiro' is in no target cluster: m(S0, T0) = 2 of |S0| = 3
+        0: [ClusterMatch(0, 2, 3, 2, True, (("cat", "mek"), ("dog", "dul")))],
+        1: [ClusterMatch(1, 2, 2, 3, True, (("blue", "blu"), ("red", "roz")))],
+        2: [ClusterMatch(2, 1, 1, 1, False, (("run", "kur"),))],  # |S| = 1 is not > tau = 1
+    }
+    # A word that translates into two clusters counts in both; matches run by m, then target id.
+    tgt = {0: F({"mek"}), 1: F({"mek", "dul"})}
+    found = calign_matches({0: F({"cat", "dog", "x"})}, tgt, D, CalignConfig(theta=0.3))[0]
+    assert [(m.target, m.m, m.aligned) for m in found] == [(1, 2, True), (0, 1, True)]
+    assert found[0].pairs == (("cat", "mek"), ("dog", "dul"))
+
+
+@pytest.mark.parametrize("theta", [0.0, 0.3, 0.5, 0.66, 0.9])
+@pytest.mark.parametrize("tau", [0, 1, 2])
+@pytest.mark.parametrize("rho", [0.0, 0.7, 1.0])
+def test_calign_value_is_the_share_of_source_clusters_with_an_aligned_match(theta, tau, rho):
+    rng = np.random.default_rng(int(100 * theta) + 10 * tau + int(10 * rho))
+    src_words, tgt_words = [f"s{i}" for i in range(60)], [f"t{i}" for i in range(60)]
+    src = word_clusters(src_words, rng.integers(-1, 12, 60))
+    tgt = word_clusters(tgt_words, rng.integers(-1, 9, 60))
+    d = {w: [f"t{j}" for j in rng.integers(0, 70, 2)] for w in src_words}
+    for top_n in (1, 2):
+        cfg = CalignConfig(top_n=top_n, theta=theta, tau=tau, rho=rho)
+        matches = calign_matches(src, tgt, d, cfg)
+        assert sorted(matches) == sorted(src)
+        share = sum(any(m.aligned for m in found) for found in matches.values()) / len(src)
+        assert calign(src, tgt, d, cfg).value == pytest.approx(share)
+        for label, found in matches.items():
+            for m in found:  # the rule, and m counting the distinct source words of the pairs
+                assert m.m == len({w for w, _ in m.pairs}) and {w for w, _ in m.pairs} <= src[label]
+                assert all(t in tgt[m.target] and t in d[w][:top_n] for w, t in m.pairs)
+                assert m.aligned == (
+                    m.m / len(src[label]) > theta and len(src[label]) > tau and m.size_s / m.size_t > rho
+                )
 
 
 def test_calign_theta_is_strict():
@@ -103,6 +152,15 @@ def test_colap_exact_and_strict_at_threshold():
     assert colap(labels, langs, ("en", "xx"), ColapConfig(tau=24.9)).value == pytest.approx(2 / 3)
     assert colap(labels, langs, ("en", "xx"), ColapConfig(tau=50)).value == 0.0  # 50/50 is not > 50
     assert colap(labels, langs, ("en", "xx"), ColapConfig(tau=0)).value == pytest.approx(2 / 3)
+
+
+def test_colap_clusters_are_the_shares_behind_the_value():
+    labels, langs = joint()
+    shares = colap_clusters(labels, langs, ("en", "xx"), ColapConfig(tau=24.9))
+    assert shares.clusters.tolist() == [0, 1, 2] and shares.sizes.tolist() == [4, 4, 4]
+    assert shares.per_language.tolist() == [[3, 1], [2, 2], [4, 0]]
+    assert shares.overlap.tolist() == [True, True, False]
+    assert colap(labels, langs, ("en", "xx"), ColapConfig(tau=24.9)).value == pytest.approx(shares.overlap.mean())
 
 
 def test_colap_one_cluster():

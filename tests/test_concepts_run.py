@@ -105,11 +105,13 @@ def test_metrics_per_layer_in_unit_interval_and_logged(finished):
     assert sorted(m.step for m in history) == [0, 2]
     assert {m.step: m.value for m in history}[2] == pytest.approx(manifest["results"]["2"]["calign.xc_en"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"browser.html", "browser.json", "curves.png", "assignments.parquet", "results.json"} <= artifacts
+    assert {"explorer.html", "explorer.json", "curves.png", "assignments.parquet", "results.json"} <= artifacts
 
 
 @pytest.mark.integration
-def test_outputs_browser_and_assignments(finished):
+def test_outputs_explorer_and_assignments(finished):
+    from xlray.concepts.explorer_page import unembedded
+
     cfg, manifest = finished
     out = cfg.output_dir
     assignments = pl.read_parquet(f"{out}/assignments.parquet")
@@ -117,15 +119,15 @@ def test_outputs_browser_and_assignments(finished):
     counts = assignments.group_by("layer", "view").len().sort("layer", "view")
     per_lang = assignments.filter(pl.col("view") != "joint").group_by("layer").len().sort("layer")["len"]
     assert counts.filter(pl.col("view") == "joint")["len"].to_list() == per_lang.to_list()
-    clusters = json.loads(open(f"{out}/browser.json", encoding="utf-8").read())
-    joint = [c for c in clusters if c["layer"] == 2 and c["view"] == "joint"]
-    assert len(joint) == manifest["results"]["2"]["clusters.joint"]
+    data = json.loads(open(f"{out}/explorer.json", encoding="utf-8").read())
+    assert [layer["layer"] for layer in data["layers"]] == [0, 2]
+    joint = data["layers"][1]["views"]["joint"]
+    assert len(joint["id"]) == manifest["results"]["2"]["clusters.joint"]
     kept = assignments.filter((pl.col("layer") == 2) & (pl.col("view") == "joint") & (pl.col("cluster") >= 0))
-    assert sum(c["size"] for c in joint) == kept.height
-    html = open(f"{out}/browser.html", encoding="utf-8").read()
-    top = joint[0]["top_words"]
-    word = next(iter(top.values()))[0]["word"]
-    assert word in html and "layer 2" in html
+    assert sum(joint["size"]) == kept.height
+    assert data["layers"][1]["metrics"]["calign.xc_en"] == manifest["results"]["2"]["calign.xc_en"]
+    page = open(f"{out}/explorer.html", encoding="utf-8").read()
+    assert unembedded(page) == data and '<canvas id="map"' in page
     assert open(f"{out}/curves.png", "rb").read(4) == b"\x89PNG"
 
 

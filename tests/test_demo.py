@@ -46,5 +46,5 @@ def test_demo_runs_quietly_and_logs_to_mlflow(tmp_path):
     assert by_name["extract-llama"].data.metrics["count.sentences"] == 600  # both sides of the xd-en corpus
     mexa = client.get_metric_history(by_name["sentence-alignment-llama"].info.run_id, "mexa.en-xd")
     assert sorted(m.step for m in mexa) == [0, 1, 2] and all(0 <= m.value <= 1 for m in mexa)
-    assert (tmp_path / "out" / "concepts" / "xd-en" / "browser.html").is_file()
+    assert (tmp_path / "out" / "concepts" / "xd-en" / "explorer.html").is_file()
     assert (tmp_path / "out" / "sweep" / "report" / "summary.md").is_file()

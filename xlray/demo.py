@@ -60,6 +60,7 @@ def concepts_configs(cfg: DemoConfig, out: Path, tracking: TrackingConfig):
                            "target": str(parallel / f"{lang}-{src}.{src}")},
             "points": {"pca_dim": 16}, "clustering": {"method": "fast-hdbscan", "min_cluster_size": 5},
             "model_label": cfg.family, "output_dir": str(out / "concepts" / f"{lang}-{src}"),
+            "explorer": {"gold_words": str(out / "assets" / "world" / "gold" / "words.parquet")},
             "tracking": tracking.model_dump(),
         })
         for lang in cfg.world.languages
@@ -172,7 +173,7 @@ def where_to_look(cfg: DemoConfig, out: Path, tracking: TrackingConfig, results:
 
     table("demo results (a tiny random model: they show the pipeline works, not the papers' effects)",
           ["step", "on", "metric", "value"], results)  # fmt: skip
-    say(f"[demo] outputs: {out} (concept browsers: {out / 'concepts'}/*/browser.html)")
+    say(f"[demo] outputs: {out} (concept explorers: {out / 'concepts'}/*/explorer.html)")
     say(f"[demo] logs of Ray, Tune and MLflow: {log_file}")
     if cfg.tracking.enabled:
         say(f"[demo] MLflow: mlflow ui --backend-store-uri {tracking.uri} --port 5000")

@@ -9,8 +9,9 @@ from pydantic import Field
 from xlray.concepts.cluster import ClusterConfig, FastHdbscanConfig
 from xlray.concepts.metrics import CalignConfig, ColapConfig
 from xlray.concepts.points import PointsConfig
-from xlray.configs import StorageConfig, Strict, TrackingConfig
+from xlray.configs import RayConfig, StorageConfig, Strict, TrackingConfig
 from xlray.corpora import ParallelFiles
+from xlray.fanout import SchedulingConfig
 
 
 class DictionaryFile(Strict):
@@ -53,7 +54,7 @@ class ExplorerConfig(Strict):
 
     top_words: int = Field(10, ge=1, description="Words listed per concept and language")
     top_matches: int = Field(
-        5, ge=1, description="Target concepts listed per source concept: every aligned one, then the best by m"
+        3, ge=1, description="Target concepts listed per source concept: every aligned one, then the best by m"
     )
     map_points: int = Field(3000, ge=10, description="Occurrences sampled per layer for the 2-D map (PCA)")
     gold_words: str | None = Field(
@@ -83,4 +84,9 @@ class ConceptsConfig(Strict):
     output_dir: str
     seed: int = 0
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    scheduling: SchedulingConfig = Field(
+        default_factory=SchedulingConfig,
+        description="The Ray task of each (layer, view) clustering and each layer's distances",
+    )
     storage: StorageConfig = Field(default_factory=StorageConfig)
