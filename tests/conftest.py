@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,6 +46,10 @@ S3_ENV = {
     "AWS_EC2_METADATA_DISABLED": "true",  # no instance-metadata look-up for credentials
 }
 os.environ.update(S3_ENV)
+# Where stages keep the local side of outputs in a bucket (logs, checkpoint copies): a folder of this session's
+# (removed at its end), set before any Ray starts so that workers use it too, never the user's ~/.cache/xlray.
+SCRATCH = tempfile.mkdtemp(prefix="xlray-test-scratch-")
+os.environ["XLRAY_SCRATCH"] = SCRATCH
 
 
 def start_moto(root: Path, port: int, env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -146,3 +152,9 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_scratch():
+    yield
+    shutil.rmtree(SCRATCH, ignore_errors=True)

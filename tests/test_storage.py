@@ -119,3 +119,7 @@ def test_logged_params_never_hold_credentials():
     flat = flatten({"output_dir": "s3://AKIA123:SeCrEt@bucket/runs", "storage": {"endpoint_url": "http://u:pw@h:9"},
                     "aws_secret_access_key": "x"})  # fmt: skip
     assert flat == {"output_dir": "s3://***@bucket/runs", "storage.endpoint_url": "http://***@h:9"}
+
+
+def test_a_file_uri_is_a_path_not_a_bucket(tmp_path):
+    check_output(f"file://{tmp_path}/new/run")  # its first part ("tmp") is a folder, not a bucket to look up

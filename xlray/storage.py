@@ -22,6 +22,7 @@ from xlray.configs import StorageConfig
 from xlray.errors import XlrayError, one_line
 from xlray.textio import is_uri, open_fs
 
+BUCKET_SCHEMES = ("s3://", "gs://", "gcs://")  # a URI's first part names a bucket (file:// is a plain path)
 ENDPOINT = "AWS_ENDPOINT_URL"  # read by pyarrow, polars, boto3 and Ray Tune alike
 USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
@@ -63,6 +64,19 @@ def list_names(folder: str | Path, suffix: str = "") -> list[str]:
         return []
     names = (info.base_name for info in infos if info.type == pafs.FileType.File)
     return sorted(n for n in names if n.endswith(suffix) and not n.startswith("."))
+
+
+def list_folders(folder: str | Path, prefix: str = "") -> list[str]:
+    """The names of the folders directly in ``folder`` starting with ``prefix``, sorted (for a URI: the key
+    prefixes one level down); a missing folder has none."""
+    from pyarrow import fs as pafs
+
+    filesystem, inner = open_fs(str(folder))
+    try:
+        infos = filesystem.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+    except FileNotFoundError:
+        return []
+    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith(prefix))
 
 
 def exists(path: str | Path) -> bool:
@@ -142,7 +156,7 @@ def check_output(uri: str | Path, field: str = "output_dir") -> None:
     shown = redact(str(uri))
     try:
         filesystem, inner = open_fs(str(uri))
-        bucket = inner.strip("/").split("/", 1)[0]
+        bucket = inner.strip("/").split("/", 1)[0] if str(uri).startswith(BUCKET_SCHEMES) else ""
         missing = bool(bucket) and filesystem.get_file_info(bucket).type.name == "NotFound"
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError or ValueError, with the SDK's words
         raise XlrayError(f"{field}: cannot write to {shown}: {why_unusable(redact(one_line(exc)))}") from None
