@@ -143,6 +143,38 @@ def assets(tmp_path_factory) -> Path:
     return write_assets(tmp_path_factory.mktemp("assets"))
 
 
+@pytest.fixture(scope="session")
+def xc_en_activations(ray_session, assets, tmp_path_factory):
+    """Word activations of the world's xc-en corpus at layers 0 and 2 of the tiny bert, extracted once per session
+    (the concepts and explorer tests read them)."""
+    from xlray.configs import ModelConfig
+    from xlray.extract.config import ExtractConfig
+    from xlray.extract.run import run_extract
+
+    world = assets / "world" / "parallel"
+    out = tmp_path_factory.mktemp("concepts") / "activations"
+    run_extract(
+        ExtractConfig(
+            model=ModelConfig(name=str(assets / "models" / "bert")),
+            inputs=[
+                {
+                    "format": "parallel",
+                    "source": str(world / "xc-en.xc"),
+                    "target": str(world / "xc-en.en"),
+                    "source_language": "xc",
+                    "target_language": "en",
+                }
+            ],
+            languages=["xc", "en"],
+            output_dir=str(out),
+            layers=[0, 2],
+            chunk_lines=1000,
+            tracking={"enabled": False},
+        )  # fmt: skip
+    )
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_torch_thread():
     """Tiny models on a shared 2-core box run ~3x faster on one thread than on two contending ones."""

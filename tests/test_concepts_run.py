@@ -12,37 +12,13 @@ import pytest
 
 from xlray.concepts.config import ConceptsConfig
 from xlray.concepts.run import run_concepts
-from xlray.configs import ModelConfig
 from xlray.errors import XlrayError
-from xlray.extract.config import ExtractConfig
-from xlray.extract.run import run_extract
 from xlray.wordalign.dictionary import read_dictionary, top_translations, write_dictionary
 
 
 @pytest.fixture(scope="module")
-def activations(ray_session, assets, tmp_path_factory):
-    world = assets / "world" / "parallel"
-    out = tmp_path_factory.mktemp("concepts") / "activations"
-    run_extract(
-        ExtractConfig(
-            model=ModelConfig(name=str(assets / "models" / "bert")),
-            inputs=[
-                {
-                    "format": "parallel",
-                    "source": str(world / "xc-en.xc"),
-                    "target": str(world / "xc-en.en"),
-                    "source_language": "xc",
-                    "target_language": "en",
-                }
-            ],
-            languages=["xc", "en"],
-            output_dir=str(out),
-            layers=[0, 2],
-            chunk_lines=1000,
-            tracking={"enabled": False},
-        )  # fmt: skip
-    )
-    return out
+def activations(xc_en_activations):
+    return xc_en_activations
 
 
 def config(activations, tmp_path, dictionary, **overrides) -> ConceptsConfig:

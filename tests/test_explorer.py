@@ -243,4 +243,5 @@ def test_the_page_is_self_contained(fake_run, tmp_path):
     # The embedded data is explorer.json, and no word, '</script>' included, shows in the page as text.
     on_disk = json.loads((tmp_path / "explorer.json").read_text(encoding="utf-8"))
     assert unembedded(page) == on_disk and "</script><b>" in on_disk["vocab"]["xx"]
-    assert "x3" not in page and page.count("</script>") == 2  # the data's and the script's
+    outside_data = re.sub(r'(id="explorer-data"[^>]*>)[A-Za-z0-9+/=]*<', r"\1<", page)  # base64 may hold "x3"
+    assert "x3" not in outside_data and page.count("</script>") == 2  # the data's and the script's

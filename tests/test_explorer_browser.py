@@ -11,15 +11,9 @@ import importlib.util
 import json
 import shutil
 
-import polars as pl
 import pytest
 
-from xlray.concepts.explorer import write_explorer
 from xlray.concepts.run import run_concepts
-from xlray.configs import ModelConfig
-from xlray.extract.config import ExtractConfig
-from xlray.extract.run import run_extract
-from xlray.wordalign.dictionary import read_dictionary, top_translations
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
@@ -64,47 +58,22 @@ def driver():
 
 
 @pytest.fixture(scope="module")
-def page(ray_session, assets, tmp_path_factory):
-    """A concepts run (xc-en, layers 0 and 2) and its explorer, written from the run's outputs; (path, data)."""
+def page(xc_en_activations, assets, tmp_path_factory):
+    """A concepts run (xc-en, layers 0 and 2) and the explorer it wrote; (path, data)."""
     world = assets / "world" / "parallel"
     tmp = tmp_path_factory.mktemp("explorer")
-    run_extract(
-        ExtractConfig(
-            model=ModelConfig(name=str(assets / "models" / "bert")),
-            inputs=[
-                {
-                    "format": "parallel",
-                    "source": str(world / "xc-en.xc"),
-                    "target": str(world / "xc-en.en"),
-                    "source_language": "xc",
-                    "target_language": "en",
-                }
-            ],
-            languages=["xc", "en"],
-            output_dir=str(tmp / "activations"),
-            layers=[0, 2],
-            chunk_lines=1000,
-            tracking={"enabled": False},
-        )  # fmt: skip
-    )
     from xlray.concepts.config import ConceptsConfig
 
     cfg = ConceptsConfig(
-        activations=str(tmp / "activations"), source="xc", target="en",
+        activations=str(xc_en_activations), source="xc", target="en",
         dictionary={"kind": "eflomal", "source": str(world / "xc-en.xc"), "target": str(world / "xc-en.en")},
         points={"pca_dim": 16}, clustering={"method": "fast-hdbscan", "min_cluster_size": 5},
         calign={"top_n": 1, "theta": 0.3}, model_label="bert", output_dir=str(tmp / "concepts"),
         explorer={"gold_words": str(assets / "world" / "gold" / "words.parquet"), "map_points": 1500},
         tracking={"enabled": False},
     )  # fmt: skip
-    manifest = run_concepts(cfg)
-    out = tmp / "explorer"
-    dictionary = read_dictionary(tmp / "concepts" / "dictionary.parquet")
-    reverse = dictionary.rename({"src": "tgt", "tgt": "src"}).select("src", "tgt", "count", "prob")
-    assignments = pl.read_parquet(tmp / "concepts" / "assignments.parquet")
-    results = manifest["results"]
-    forward_top, reverse_top = top_translations(dictionary, 1), top_translations(reverse, 1)
-    write_explorer(cfg, str(out), assignments, results, forward_top, reverse_top, "Concepts of bert, xc-en")
+    run_concepts(cfg)  # the run writes its explorer itself, as a user's run does
+    out = tmp / "concepts"
     return out / "explorer.html", json.loads((out / "explorer.json").read_text(encoding="utf-8"))
 
 

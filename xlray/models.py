@@ -253,9 +253,8 @@ def model_facts(cfg: ModelConfig) -> dict[str, Any]:
     family = resolve_family(cfg, conf.get("model_type", ""))
     check_weights(local)
     if not (folder / "tokenizer.json").is_file():
-        load_tokenizer(
-            local
-        )  # no fast tokenizer saved: whether transformers can make one, find out here, not in actors
+        # no fast tokenizer saved: whether transformers can make one, find out here, not in actors
+        load_tokenizer(local)
     tok_conf = folder / "tokenizer_config.json"
     saved = json.loads(tok_conf.read_text(encoding="utf-8")) if tok_conf.is_file() else {}
     return facts_of(cfg, conf, family, saved.get("model_max_length") or UNLIMITED)
