@@ -175,3 +175,17 @@ def test_a_missing_bucket_is_refused_before_anything_is_written(assets, s3_serve
     with pytest.raises(XlrayError, match=r"^storage_path: cannot write to s3://no-such-bucket/tune: bucket"):
         run_sweep(SweepConfig.model_validate(data))
     assert not (tmp_path / "sweep").exists()
+
+
+def test_credentials_in_an_output_uri_never_reach_mlflow(assets, s3_server, scratch, tmp_path):
+    """pyarrow takes an access key and secret from a URI's user part; the run logs the URI without them."""
+    bucket = s3_server("creds")[len("s3://") :]
+    secret = "xlray-test-secret"  # the conftest's credentials: the server takes them
+    out = f"s3://xlray-test-key:{secret}@{bucket}/adjust"
+    db = tmp_path / "mlflow.db"
+    cfg = adjust_config(assets, out, tracking={"uri": f"sqlite:///{db}", "experiment": "creds"})
+    manifest = run_adjust(cfg)
+    assert is_file(join(f"s3://{bucket}/adjust", "manifest.json"))
+    run = MlflowClient(f"sqlite:///{db}").get_run(manifest["mlflow_run_id"])
+    logged = json.dumps([run.data.params, run.data.tags])
+    assert secret not in logged and f"s3://***@{bucket}/adjust" in logged

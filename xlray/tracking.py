@@ -96,7 +96,7 @@ class MlflowSink:
 
     def log_missing(self, name: str, reason: str) -> None:
         """Record that a metric could not be computed, and why (never as a zero)."""
-        self.client.set_tag(self.run_id, f"missing.{name}", reason[:5000])
+        self.client.set_tag(self.run_id, f"missing.{name}", redact(reason)[:5000])
 
     def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
         """Log a local file, or one in object storage (fetched to a temporary folder first)."""
@@ -108,7 +108,7 @@ class MlflowSink:
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value))
+            self.client.set_tag(self.run_id, key, redact(str(value)))  # a URI's credentials never logged
 
     def log_datasets(self, files: Mapping[str, str | Sequence[str]], context: str) -> None:
         """Log what the stage read as the run's dataset inputs: ``{name: file or files}``, each tagged with
