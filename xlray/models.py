@@ -25,7 +25,7 @@ from xlray.configs import ModelConfig
 from xlray.errors import XlrayError, one_line
 from xlray.families import FAMILIES, Family
 from xlray.outputs import atomic_dir, upload
-from xlray.textio import is_uri, open_fs
+from xlray.textio import is_uri
 
 ENCODER_INPUTS = ("input_ids", "attention_mask")
 CAUSAL_INPUTS = (*ENCODER_INPUTS, "position_ids")
@@ -132,16 +132,13 @@ def local_checkpoint(location: str) -> str:
 
 def listing_digest(uri: str) -> str:
     """A digest of the files under ``uri`` (path, size, modification time); a one-line error if there are none."""
-    from pyarrow import fs as pafs
-
-    filesystem, inner = open_fs(uri)
     try:
-        infos = filesystem.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
+        infos = storage.entries(uri, recursive=True)
     except OSError as exc:
         raise XlrayError(
             f"model.name: cannot list {storage.redact(uri)}: {storage.why_unusable(one_line(exc))}"
         ) from None
-    files = sorted((i.path, i.size, i.mtime_ns) for i in infos if i.type == pafs.FileType.File)
+    files = sorted((i.path, i.size, i.mtime_ns) for i in infos if i.type.name == "File")
     if not files:
         raise XlrayError(f"model.name: {storage.redact(uri)} holds no checkpoint (nothing is stored under it)")
     return hashlib.sha256(repr(files).encode()).hexdigest()[:16]

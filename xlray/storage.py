@@ -52,31 +52,29 @@ def make_dirs(folder: str | Path) -> None:
         Path(folder).mkdir(parents=True, exist_ok=True)
 
 
-def list_names(folder: str | Path, suffix: str = "") -> list[str]:
-    """The names of the finished files directly in ``folder`` ending with ``suffix``, sorted; temporaries
-    (dot-files) are left out, and a missing folder has none."""
+def entries(folder: str | Path, recursive: bool = False) -> list:
+    """pyarrow's FileInfo of what is in ``folder`` (local or a URI; with ``recursive``, at every depth); a missing
+    folder has nothing."""
     from pyarrow import fs as pafs
 
     filesystem, inner = open_fs(str(folder))
     try:
-        infos = filesystem.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
+        return filesystem.get_file_info(pafs.FileSelector(inner, recursive=recursive, allow_not_found=True))
     except FileNotFoundError:
         return []
-    names = (info.base_name for info in infos if info.type == pafs.FileType.File)
+
+
+def list_names(folder: str | Path, suffix: str = "") -> list[str]:
+    """The names of the finished files directly in ``folder`` ending with ``suffix``, sorted; temporaries
+    (dot-files) are left out, and a missing folder has none."""
+    names = (info.base_name for info in entries(folder) if info.type.name == "File")
     return sorted(n for n in names if n.endswith(suffix) and not n.startswith("."))
 
 
 def list_folders(folder: str | Path, prefix: str = "") -> list[str]:
     """The names of the folders directly in ``folder`` starting with ``prefix``, sorted (for a URI: the key
     prefixes one level down); a missing folder has none."""
-    from pyarrow import fs as pafs
-
-    filesystem, inner = open_fs(str(folder))
-    try:
-        infos = filesystem.get_file_info(pafs.FileSelector(inner, allow_not_found=True))
-    except FileNotFoundError:
-        return []
-    return sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith(prefix))
+    return sorted(i.base_name for i in entries(folder) if i.type.name == "Directory" and i.base_name.startswith(prefix))
 
 
 def exists(path: str | Path) -> bool:
