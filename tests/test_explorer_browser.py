@@ -7,29 +7,12 @@ skipped, saying which is missing, without them.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import shutil
 
 import pytest
+from headless_chromium import browser_missing, start_chromium
 
 from xlray.concepts.run import run_concepts
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-
-
-def browser_missing() -> str | None:
-    """Why the browser tests cannot run here, or None."""
-    if importlib.util.find_spec("selenium") is None:
-        return "the explorer's browser tests need selenium (pip install selenium)"
-    if browser_path() is None or shutil.which("chromedriver") is None:
-        return "no Chromium or chromedriver on PATH: apt-get install -y chromium chromium-driver"
-    return None
-
-
-def browser_path() -> str | None:
-    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
-
 
 MISSING = browser_missing()
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
@@ -38,21 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.skipif(MISSING is not None, r
 @pytest.fixture(scope="module")
 def driver():
     """One headless Chromium for the module; its performance log records every network request."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = browser_path()
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1600,1000",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    session = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    session = start_chromium(performance_log=True)
     yield session
     session.quit()
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +29,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the shared browser launcher
+from headless_chromium import start_chromium  # noqa: E402
 
 from xlray.concepts.config import ConceptsConfig
 from xlray.concepts.explorer import write_explorer
@@ -132,21 +135,9 @@ def build(args: argparse.Namespace, folder: Path) -> tuple[Path, float]:
 
 def load_times(page: Path, loads: int) -> dict[str, list[float]]:
     """Per load, in a fresh tab: the page's own timings (ms), and a layer switch and a search after it."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser") or "chromium"
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1600,1000",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver = start_chromium()
     times: dict[str, list[float]] = {"load": [], "unpack+parse": [], "render": [], "layer switch": [], "search": []}
     try:
         for _ in range(loads):
