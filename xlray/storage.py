@@ -34,6 +34,11 @@ def join(base: str | Path, *names: str) -> str:
     return "/".join([str(base).rstrip("/"), *(n.strip("/") for n in names)])
 
 
+def absolute(path: str | Path) -> str:
+    """A URI as it is, a local path made absolute: the same location from any working folder."""
+    return str(path) if is_uri(path) else str(Path(path).resolve())
+
+
 def parent(path: str | Path) -> str:
     """The folder holding ``path`` (local or a URI)."""
     if not is_uri(path):

@@ -67,7 +67,7 @@ from xlray.outputs import atomic, read_json, write_json, write_parquet
 from xlray.parts import Parts, part_key
 from xlray.runtime import start_ray
 from xlray.stage_rules import finished, result_config, run_name, run_tags
-from xlray.storage import check_output, join, make_dirs, scratch_dir, use_storage
+from xlray.storage import absolute, check_output, join, make_dirs, scratch_dir, use_storage
 from xlray.textio import is_file, open_binary
 from xlray.tracking import Sink, open_run
 from xlray.wordalign.dictionary import build_dictionary, read_dictionary, top_translations, write_dictionary
@@ -366,15 +366,12 @@ def sentence_links(
 def extracted_input(acts: Activations, cfg: ConceptsConfig) -> ParallelCorpus | None:
     """The extraction's parallel input made of the dictionary's two files, each in its configured language."""
     spec = cfg.dictionary
-
-    def where(path: str) -> str:
-        return path if "://" in path else str(Path(path).resolve())
-
-    wanted = {(where(spec.source), cfg.source), (where(spec.target), cfg.target)}
+    wanted = {(absolute(spec.source), cfg.source), (absolute(spec.target), cfg.target)}
     for raw in acts.manifest["config"]["inputs"]:
         if raw.get("format") == "parallel":
             corpus = ParallelCorpus.model_validate(raw)
-            sides = {(where(corpus.source), corpus.source_language), (where(corpus.target), corpus.target_language)}
+            sides = {(absolute(corpus.source), corpus.source_language),
+                     (absolute(corpus.target), corpus.target_language)}  # fmt: skip
             if sides == wanted:
                 return corpus
     return None

@@ -28,12 +28,11 @@ from xlray.console import log_to, say
 from xlray.errors import RunFailure, XlrayError
 from xlray.outputs import read_json, write_json
 from xlray.stage_rules import finished, result_config, run_name, run_tags
-from xlray.storage import check_output, join, redact, use_storage
+from xlray.storage import absolute, check_output, join, redact, use_storage
 from xlray.sweep.checks import preflight
 from xlray.sweep.config import SweepConfig
 from xlray.sweep.space import param_space
 from xlray.sweep.trial import TrialSetup, run_trial
-from xlray.textio import is_uri
 from xlray.tracking import client_for, flatten, is_server, open_run, tracking_uri
 from xlray.world.assets import prepare_world
 
@@ -52,7 +51,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
     """Run the sweep; returns its manifest. Raises XlrayError before any trial starts if the input is bad."""
     from xlray.runtime import start_ray
 
-    out = cfg.output_dir if is_uri(cfg.output_dir) else str(Path(cfg.output_dir).resolve())
+    out = absolute(cfg.output_dir)
     check_storage(cfg)  # before anything is written
     log_to(out)  # libraries' logs to out/xlray.log (unless an enclosing stage chose a file)
     done = finished(join(out, MANIFEST), cfg, "sweep")
@@ -116,7 +115,7 @@ def tune_storage(cfg: SweepConfig, out: str) -> str:
     """Tune's ``storage_path``: ``storage_path``, else ``output_dir/tune`` (a local folder or the same object
     store, reached by Tune through pyarrow with the same environment: credentials and ``AWS_ENDPOINT_URL``)."""
     if cfg.storage_path:
-        return cfg.storage_path if is_uri(cfg.storage_path) else str(Path(cfg.storage_path).resolve())
+        return absolute(cfg.storage_path)
     return join(out, "tune")
 
 
