@@ -111,24 +111,23 @@ def test_build_pairs_aligns_counts_drops_and_saves_a_pool(tmp_path, assets):
 
 
 def gold_aligner(gold_by_text, seen):
-    """A stand-in for eflomal.Aligner.align: records how many pairs it learns from and writes each pair's gold
-    links (looked up by its text) as both directions, so the links kept show which row went to which pair."""
+    """A stand-in for xlray.wordalign.eflomal.run_eflomal (text lines in, links out): records how many pairs it
+    learns from and returns each wanted pair's gold links (looked up by its text) as both directions, so the links
+    kept show which row went to which pair."""
 
-    def align(self, src_input, trg_input, links_filename_fwd=None, links_filename_rev=None, **_):
+    def run_eflomal(src_input, trg_input, n_sents, rows=None, **_):
         pairs = list(zip([s.rstrip("\n") for s in src_input], [t.rstrip("\n") for t in trg_input], strict=True))
+        assert len(pairs) == n_sents
         seen.append(len(pairs))
-        text = "".join(" ".join(f"{i}-{j}" for i, j in sorted(gold_by_text.get(p, ()))) + "\n" for p in pairs)
-        for path in (links_filename_fwd, links_filename_rev):
-            with open(path, "w", encoding="utf-8") as fh:
-                fh.write(text)
+        links = [sorted(gold_by_text.get(p, ())) for k, p in enumerate(pairs) if rows is None or k in rows]
+        return links, links
 
-    return align
+    return run_eflomal
 
 
 def test_the_aligner_learns_from_the_whole_file_and_the_sampled_pairs_keep_their_links(tmp_path, assets, monkeypatch):
     """Efimov et al. align the whole file, then sample; `align_on: sample` is the faster, smaller variant."""
-    import eflomal
-
+    import xlray.wordalign.eflomal
     from xlray.wordalign.eflomal import one_to_one
 
     src, eng, gold = world_lines(assets, n=400)
@@ -136,7 +135,7 @@ def test_the_aligner_learns_from_the_whole_file_and_the_sampled_pairs_keep_their
     src[200:200], eng[200:200], gold[200:200] = ["Dira depá .", " ".join(["bé"] * 70)], ["", "hutu"], [set(), set()]
     gold_by_text = {(s, e): g for s, e, g in zip(src, eng, gold, strict=True)}
     seen = []
-    monkeypatch.setattr(eflomal.Aligner, "align", gold_aligner(gold_by_text, seen))
+    monkeypatch.setattr(xlray.wordalign.eflomal, "run_eflomal", gold_aligner(gold_by_text, seen))
     corpus = write_lines(tmp_path, src, eng)
     pairs = build_pairs(adjust_config(corpus, max_sent=60, heldout_sent=10))
     assert seen == [401] and pairs.counts["xl"]["aligner_pairs"] == 401  # 402 lines, one with an empty side

@@ -15,7 +15,7 @@ from xlray.wordalign.dictionary import (
     top_translations,
     write_dictionary,
 )
-from xlray.wordalign.eflomal import one_to_one, read_links, word_align
+from xlray.wordalign.eflomal import MAX_EFLOMAL_TOKENS, one_to_one, read_links, word_align, write_eflomal_text
 
 # A tiny two-language grammar: English-like SVO with articles and adjectives before nouns, and a verb-final
 # language without articles, adjectives after nouns. Words are invented so that no pair shares a spelling.
@@ -92,6 +92,22 @@ def test_word_align_rejects_bad_input():
         word_align([["a", "b"]], [["x", "y z"]])
     with pytest.raises(XlrayError, match="model"):
         word_align([["a"]], [["x"]], model=4)
+
+
+def test_eflomal_input_is_written_byte_for_byte_as_eflomal_writes_it(tmp_path):
+    """xlray writes the binary's input itself (eflomal's Cython reader crashed a test process); the bytes must be
+    those of eflomal's own read_text + write_text: lowercased words, ids by first appearance, empty and overlong
+    sentences as 0."""
+    from eflomal import read_text, write_text
+
+    lines = ["Der Hund bellt", "", "der HUND", "é e\u0301 ё", " ".join(["w"] * MAX_EFLOMAL_TOKENS), "bellt ."]
+    ours = tmp_path / "ours"
+    assert write_eflomal_text(iter(lines), ours) == len(lines)
+    sents, index = read_text([line + "\n" for line in lines], True, 0, 0)
+    with open(tmp_path / "theirs", "wb") as fh:
+        write_text(fh, tuple(sents), len(index))
+    assert ours.read_bytes() == (tmp_path / "theirs").read_bytes()
+    assert ours.read_text().splitlines()[:4] == ["6 8", "3 0 1 2", "0", "2 0 1"]
 
 
 def test_one_to_one_drops_every_link_of_a_shared_word():

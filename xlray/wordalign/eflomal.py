@@ -8,6 +8,7 @@ variance. The intersection keeps the links both directions agree on, which is th
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
@@ -118,14 +119,42 @@ def run_eflomal(
     null_prior: float,
 ) -> tuple[list[list[Link]], list[list[Link]]]:
     """Run the eflomal binary once on ``n_sents`` pairs of space-joined sentences (lists or open files); returns
-    the forward and reverse links per pair, of every pair or of the pairs at ``rows`` (in row order)."""
-    import eflomal
+    the forward and reverse links per pair, of every pair or of the pairs at ``rows`` (in row order).
 
-    aligner = eflomal.Aligner(model=model, n_samplers=n_samplers, rel_iterations=rel_iterations, null_prior=null_prior)
+    The binary's input files are written by :func:`write_eflomal_text`, not by eflomal's Cython reader, which
+    crashed a test process with a segmentation fault; eflomal's ``align`` only runs the binary."""
+    from eflomal import align
+
     with tempfile.TemporaryDirectory(prefix="xlray-eflomal-") as tmp:
+        src_path, tgt_path = Path(tmp) / "source", Path(tmp) / "target"
+        n_src, n_tgt = write_eflomal_text(src, src_path), write_eflomal_text(tgt, tgt_path)
+        if n_src != n_tgt:
+            raise XlrayError(f"word_align: {n_src} source sentences but {n_tgt} target sentences")
         fwd_path, rev_path = Path(tmp) / "fwd", Path(tmp) / "rev"
-        aligner.align(src, tgt, links_filename_fwd=str(fwd_path), links_filename_rev=str(rev_path), quiet=True)
+        align(str(src_path), str(tgt_path), links_filename_fwd=str(fwd_path), links_filename_rev=str(rev_path),
+              model=model, n_samplers=n_samplers, quiet=True, rel_iterations=rel_iterations,
+              null_prior=null_prior)  # fmt: skip
         return read_links(fwd_path, n_sents, rows), read_links(rev_path, n_sents, rows)
+
+
+def write_eflomal_text(lines: Iterable[str], path: Path) -> int:
+    """Write sentences in the eflomal binary's input format, as eflomal's own ``read_text`` + ``write_text`` do: a
+    header ``<sentences> <vocabulary size>``, then per sentence its length and word ids (words lowercased, ids by
+    first appearance); a sentence of ``MAX_EFLOMAL_TOKENS`` words or more is written as empty. Streamed: the body
+    goes to a scratch file while the vocabulary grows, then after the header. Returns the number of sentences."""
+    index: dict[str, int] = {}
+    body = path.with_name(path.name + ".body")
+    n = 0
+    with open(body, "w", encoding="ascii") as out:
+        for line in lines:
+            ids = [index.setdefault(word, len(index)) for word in line.lower().split()]
+            out.write(f"{len(ids)} {' '.join(map(str, ids))}\n" if 0 < len(ids) < MAX_EFLOMAL_TOKENS else "0\n")
+            n += 1
+    with open(path, "w", encoding="ascii") as out, open(body, encoding="ascii") as fh:
+        out.write(f"{n} {len(index)}\n")
+        shutil.copyfileobj(fh, out)
+    body.unlink()
+    return n
 
 
 def read_links(path: Path, n_sents: int, rows: Collection[int] | None = None) -> list[list[Link]]:
