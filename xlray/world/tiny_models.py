@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +21,21 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 
 from xlray.families import FAMILY_NAMES
 from xlray.outputs import atomic_dir
+from xlray.world.wordpiece import wordpiece_vocab
 
 FAMILIES = FAMILY_NAMES
 
 
 def bert_tokenizer(texts: Iterable[str], vocab_size: int) -> Tokenizer:
-    """A cased WordPiece tokenizer (accents kept) with [CLS] ... [SEP], like multilingual BERT's."""
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
+    """A cased WordPiece tokenizer (accents kept) with [CLS] ... [SEP], like multilingual BERT's; its vocabulary
+    is learnt deterministically (``xlray.world.wordpiece``), not by `tokenizers`' trainer."""
+    normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    counts = Counter(w for text in texts for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(
-        texts, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False)
-    )
+    tok = Tokenizer(models.WordPiece(wordpiece_vocab(counts, vocab_size, specials), unk_token="[UNK]"))
+    tok.normalizer, tok.pre_tokenizer, tok.decoder = normalizer, pre_tokenizer, decoders.WordPiece()
+    tok.add_special_tokens(specials)
     cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
