@@ -18,6 +18,7 @@ STAGE_RUNNERS: dict[str, str] = {
     "sentence-alignment": "xlray.sentence_alignment.run:main",
     "adjust": "xlray.adjust.run:main",
     "evaluate": "xlray.evaluate.run:main",
+    "findings": "xlray.findings.run:main",
 }
 
 
@@ -62,9 +63,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_world(args: argparse.Namespace) -> int:
+    from xlray.families import FAMILY_NAMES
     from xlray.world.assets import write_assets
+    from xlray.world.pretrain import PretrainConfig, objective
 
-    out = write_assets(args.output, families=args.families)
+    pretrain = None
+    if args.pretrain:
+        pretrain = PretrainConfig(**({"steps": args.pretrain_steps} if args.pretrain_steps else {}))
+        if args.families != list(FAMILY_NAMES):  # a family named explicitly that cannot be pretrained is an error
+            for family in args.families:
+                objective(family)
+    out = write_assets(args.output, families=args.families, pretrain=pretrain)
     print(f"synthetic world and tiny models: {out}")
     return 0
 
@@ -114,7 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     world = sub.add_parser("world", help="write the synthetic world and tiny models")
     world.add_argument("--output", default="xlray-runs/world")
-    world.add_argument("--families", nargs="+", default=list(FAMILY_NAMES))
+    world.add_argument(
+        "--families", nargs="+", choices=FAMILY_NAMES, default=list(FAMILY_NAMES), help="default: every family"
+    )
+    world.add_argument(
+        "--pretrain",
+        action="store_true",
+        help="also pretrain the tiny models on the world (models/<family>-pretrained; not mt5)",
+    )
+    world.add_argument("--pretrain-steps", type=int, help="optimiser steps per model (default 1500)")
     world.set_defaults(func=cmd_world)
 
     from xlray.submit import add_submit_parser

@@ -77,6 +77,7 @@ STAGES: dict[str, str] = {
     "adjust": "xlray.adjust.config:AdjustConfig",
     "evaluate": "xlray.tasks.config:EvaluateConfig",
     "sweep": "xlray.sweep.config:SweepConfig",
+    "findings": "xlray.findings.config:FindingsConfig",
 }
 
 

@@ -1,0 +1,89 @@
+"""findings.json and findings.md from the same document, and the plot of the translation advantage per layer.
+
+The document is ``{"title", "measure", "findings": [Finding.as_dict()], "curves": {model: [per layer]},
+"concepts": {model: {metric: [per layer]}}, ...}``;
+``findings.md`` is rendered from it alone, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from xlray.plotting import pyplot
+
+COLUMNS = ("finding", "claim", "source", "effect", "95% CI", "p", "smallest effect", "verdict", "n")
+
+
+def cell(value: float) -> str:
+    return f"{value:+.4f}"
+
+
+def table_row(finding: dict[str, Any]) -> list[str]:
+    """One finding as the cells of its findings.md row, in ``COLUMNS`` order."""
+    return [
+        finding["name"],
+        finding["claim"],
+        finding["source"],
+        cell(finding["effect"]),
+        f"[{cell(finding['ci_low'])}, {cell(finding['ci_high'])}]",
+        f"{finding['p_value']:.4f}",
+        f"{finding['smallest']:.4f}",
+        finding["verdict"],
+        str(finding["n"]),
+    ]
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """findings.md: the title, what was measured, the findings table, the curves per layer."""
+    lines = [f"# {doc['title']}", "", doc["measure"], "", "| " + " | ".join(COLUMNS) + " |"]
+    lines.append("|" + "---|" * len(COLUMNS))
+    lines += ["| " + " | ".join(table_row(f)) + " |" for f in doc["findings"]]
+    layers = len(next(iter(doc["curves"].values())))
+    lines += ["", "Translation advantage per layer (0 = embeddings):", ""]
+    lines.append("| model | " + " | ".join(f"layer {i}" for i in range(layers)) + " |")
+    lines.append("|" + "---|" * (layers + 1))
+    lines += [f"| {model} | " + " | ".join(cell(v) for v in curve) + " |" for model, curve in doc["curves"].items()]
+    lines += [
+        "",
+        "Concept clusters per layer (ARI and class ARI against the gold; CALIGN and COLAP with the gold dictionary):",
+        "",
+        "| model | metric | " + " | ".join(f"layer {i}" for i in range(layers)) + " |",
+    ]
+    lines.append("|" + "---|" * (layers + 2))
+    lines += [f"| {model} | {metric} | " + " | ".join(f"{v:.4f}" for v in curve) + " |"
+              for model, metrics in doc["concepts"].items() for metric, curve in metrics.items()]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(doc: dict[str, Any], path: Path) -> None:
+    """The translation advantage against the layer, one line per model, 0 (no alignment) marked."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for model, curve in doc["curves"].items():
+        ax.plot(range(len(curve)), curve, marker="o", label=model)
+    ax.axhline(0.0, color="grey", linewidth=0.8)
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel("translation advantage")
+    ax.set_title(doc["title"], fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)
+
+
+def plot_concepts(doc: dict[str, Any], path: Path) -> None:
+    """One panel per concept metric against the layer, one line per model."""
+    plt = pyplot()
+    metrics = list(next(iter(doc["concepts"].values())))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3 * len(metrics), 3.2), sharex=True)
+    for ax, metric in zip(axes, metrics, strict=True):
+        for model, curves in doc["concepts"].items():
+            ax.plot(range(len(curves[metric])), curves[metric], marker="o", label=model)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("layer")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(doc["title"], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, format="png")
+    plt.close(fig)
