@@ -1,6 +1,7 @@
 """`xlray demo` end to end (extract, concepts, sentence alignment, the demo sweep) in its own local Ray, read back
 from its MLflow."""
 
+import json
 import os
 import re
 import subprocess
@@ -23,7 +24,15 @@ def test_demo_runs_quietly_and_logs_to_mlflow(tmp_path):
     lines = (done.stdout + done.stderr).splitlines()
     assert len(lines) <= 60, "\n".join(lines)  # Ray's, Tune's and MLflow's own output went to the log file
     assert done.stderr.strip() == "", done.stderr[-3000:]
-    assert "demo results" in done.stdout and "sweep, best trial" in done.stdout
+    assert "demo results (the pretrained tiny model)" in done.stdout and "sweep, best trial" in done.stdout
+    # the pretrained path: the encoder is pretrained on the world, and the demo ends with its findings table
+    assert json.loads((tmp_path / "out" / "assets" / "models" / "bert-pretrained" / "pretrain.json").read_text())
+    assert "findings: pretrained vs random init" in done.stdout
+    for name in ("planted", "related-gap-planted", "concepts-planted"):
+        assert re.search(rf"{name}\s*│\s*[-\d.e]+\s*│.*│\s*(reproduced|not reproduced|inconclusive)", done.stdout), name
+    doc = json.loads((tmp_path / "out" / "findings" / "findings.json").read_text())
+    assert [f["name"] for f in doc["findings"]] == ["planted", "related-gap-planted", "concepts-planted"]
+    assert set(doc["curves"]) == {"random init", "bert pretrained"}
     assert re.search(r"sentence alignment, llama\s*│\s*en-xd\s*│\s*mexa_mean\s*│\s*[\d.]+", done.stdout)
     printed = done.stdout
     uri = f"sqlite:///{tmp_path / 'out' / 'mlflow.db'}"
@@ -34,13 +43,14 @@ def test_demo_runs_quietly_and_logs_to_mlflow(tmp_path):
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("xlray-demo").experiment_id])
     by_name = {r.info.run_name: r for r in runs}
-    assert set(by_name) == {"extract-bert", "concepts-bert-base-xd-en", "extract-llama", "sentence-alignment-llama",
-                            "sweep-demo", "bert-xd-reg_lambda=0", "bert-xd-reg_lambda=1"}  # fmt: skip
+    assert set(by_name) == {"extract-bert-pretrained", "concepts-bert-base-xd-en", "extract-llama",
+                            "sentence-alignment-llama", "sweep-demo", "bert-xd-reg_lambda=0",
+                            "bert-xd-reg_lambda=1"}  # fmt: skip
     parent = by_name["sweep-demo"].info.run_id
     assert by_name["bert-xd-reg_lambda=1"].data.tags["mlflow.parentRunId"] == parent
     assert "zero_shot.continual.xd.accuracy" in by_name["bert-xd-reg_lambda=0"].data.metrics
     assert all(r.info.status == "FINISHED" for r in runs)
-    assert by_name["extract-bert"].data.metrics["count.sentences"] == 600
+    assert by_name["extract-bert-pretrained"].data.metrics["count.sentences"] == 600
     history = client.get_metric_history(by_name["concepts-bert-base-xd-en"].info.run_id, "colap")
     assert sorted(m.step for m in history) == [0, 1, 2]
     assert by_name["extract-llama"].data.metrics["count.sentences"] == 600  # both sides of the xd-en corpus

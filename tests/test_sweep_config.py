@@ -43,7 +43,9 @@ def test_trial_configs_carry_the_hyperparameters_model_and_languages(tmp_path):
     assert adjust.output_dir == str(tmp_path / "t" / "adjust")
     assert [c.condition for c in configs["evaluate"]] == ["base", "adjusted", "continual"]
     base, adjusted, continual = configs["evaluate"]
-    assert base.model.name == "out/assets/models/bert" and adjusted.model.name == str(tmp_path / "t/adjust/checkpoint")
+    assert base.model.name == "out/assets/models/bert-pretrained" and adjusted.model.name == str(
+        tmp_path / "t/adjust/checkpoint"
+    )
     assert continual.continual.enabled and continual.continual.align_weight == 0.1
     assert continual.continual.pairs == str(tmp_path / "t/adjust/pairs.parquet")
     assert continual.languages == ["en", "xc"]
@@ -217,3 +219,16 @@ def test_bad_template_field_fails_when_the_sweep_config_loads_even_without_a_spa
         sweep(tmp_path, evaluate=evaluate)
     with pytest.raises(XlrayError, match=r"adjust\.model: set for each trial by the sweep; remove it"):
         sweep(tmp_path, adjust=demo()["adjust"] | {"model": {"name": "other"}})
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"family": "mt5"}, "pretrain: 'mt5' cannot be pretrained"),
+        ({"pretrain": None}, "steps: the findings step"),
+    ],
+)
+def test_a_demo_that_cannot_pretrain_or_compare_is_refused(config, words):
+    with pytest.raises(ValueError, match=words):
+        DemoConfig.model_validate(config)
+    DemoConfig.model_validate({**config, "pretrain": None, "steps": ["extract"]})  # the random-init demo still runs

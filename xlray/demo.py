@@ -9,16 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from xlray.configs import ModelConfig, RayConfig, Strict, TrackingConfig, load_config
 from xlray.families import EncoderFamilyName
 from xlray.sweep.config import SweepConfig
 from xlray.tracking import tracking_uri
 from xlray.world.build import WorldConfig
+from xlray.world.pretrain import PRETRAINABLE, PretrainConfig
 
-Step = Literal["extract", "concepts", "sentence-alignment", "sweep"]
-DEMO_LLM = "llama"  # the tiny decoder-only model whose sentence alignment (MEXA) the demo scores
+Step = Literal["extract", "concepts", "sentence-alignment", "sweep", "findings"]
+DEMO_LLM = "llama"  # the tiny decoder-only model whose sentence alignment (MEXA) the demo scores (random init)
+DEMO_PROBES = 200  # held-out meanings the demo's findings probe (xlray findings: 500)
 
 
 class DemoConfig(Strict):
@@ -28,10 +30,31 @@ class DemoConfig(Strict):
     output_dir: str = "xlray-runs/demo"
     world: WorldConfig = Field(default_factory=lambda: WorldConfig(parallel_sentences=1000, task_train=450))
     family: EncoderFamilyName = Field("bert", description="the tiny encoder every step but sentence-alignment runs")
-    steps: list[Step] = Field(default_factory=lambda: ["extract", "concepts", "sentence-alignment", "sweep"])
+    pretrain: PretrainConfig | None = Field(
+        default_factory=lambda: PretrainConfig(tlm_share=1.0),
+        description="pretrain the encoder on the world first, every row a translation pair (TLM: planted alignment);"
+        " null: run on the random-init model",
+    )
+    steps: list[Step] = Field(
+        default_factory=lambda: ["extract", "concepts", "sentence-alignment", "sweep", "findings"]
+    )
     seeds: list[int] = Field(default_factory=lambda: [0])
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig(experiment="xlray-demo"))
+
+    @model_validator(mode="after")
+    def _pretrainable(self) -> DemoConfig:
+        if self.pretrain is not None and self.family not in PRETRAINABLE:
+            raise ValueError(f"pretrain: {self.family!r} cannot be pretrained here (choose one of"
+                             f" {list(PRETRAINABLE)}, or pretrain: null)")  # fmt: skip
+        if self.pretrain is None and "findings" in self.steps:
+            raise ValueError("steps: the findings step compares the pretrained model with its random-init twin;"
+                             " it needs pretrain")  # fmt: skip
+        return self
+
+    def model_dir(self, out: Path) -> Path:
+        """The encoder the steps run: the pretrained twin unless ``pretrain`` is null."""
+        return out / "assets" / "models" / (f"{self.family}-pretrained" if self.pretrain else self.family)
 
 
 def extract_config(cfg: DemoConfig, out: Path, model: ModelConfig, tracking: TrackingConfig):
@@ -93,8 +116,9 @@ def demo_sweep(cfg: DemoConfig, out: Path) -> SweepConfig:
         "stage": "sweep",
         "name": "demo",
         "output_dir": str(out / "sweep"),
-        "world": {"output": str(assets), "families": [cfg.family], "world": cfg.world.model_dump()},
-        "models": {cfg.family: {"name": str(assets / "models" / cfg.family)}},
+        "world": {"output": str(assets), "families": [cfg.family], "world": cfg.world.model_dump(),
+                  "pretrain": cfg.pretrain.model_dump() if cfg.pretrain else None},
+        "models": {cfg.family: {"name": str(cfg.model_dir(out))}},
         "languages": cfg.world.languages[:2],
         "space": {"adjust.loss.reg_lambda": {"grid": [0.0, 1.0]}},
         "adjust": {
@@ -129,8 +153,10 @@ def run_demo(config_path: str | None = None, output: str | None = None) -> int:
     families = list(dict.fromkeys([cfg.family, *([DEMO_LLM] if "sentence-alignment" in cfg.steps else [])]))
     say(f"[demo] writing the synthetic world and tiny models ({', '.join(families)}) under {out / 'assets'}")
     write_assets(out / "assets", families=families, world=cfg.world)
+    if cfg.pretrain is not None:
+        write_assets(out / "assets", families=[cfg.family], world=cfg.world, pretrain=cfg.pretrain)
     tracking = cfg.tracking.model_copy(update={"uri": tracking_uri(cfg.tracking, out)})
-    model = ModelConfig(name=str(out / "assets" / "models" / cfg.family))
+    model = ModelConfig(name=str(cfg.model_dir(out)))
     say(f"[demo] {start_ray(cfg.ray) or 'Ray: this process is connected already'}")
     results: list[list] = []
     if "extract" in cfg.steps:
@@ -163,16 +189,45 @@ def run_demo(config_path: str | None = None, output: str | None = None) -> int:
         if best:
             results.append(["sweep, best trial", best["trial_id"], sweep.search.metric,
                             best["result"][sweep.search.metric]])  # fmt: skip
-    where_to_look(cfg, out, tracking, results, log_file)
+    found = demo_findings(cfg, out) if "findings" in cfg.steps else []
+    where_to_look(cfg, out, tracking, results, log_file, found)
     return 0
 
 
-def where_to_look(cfg: DemoConfig, out: Path, tracking: TrackingConfig, results: list[list], log_file: Path) -> None:
+def demo_findings(cfg: DemoConfig, out: Path) -> list:
+    """The pretrained encoder against its random-init twin on held-out probes of the world: the translation
+    advantage, the related - unrelated gap and the concept clusters (``xlray findings`` does this and more, at
+    several doses); findings.json / findings.md under ``out/findings``."""
+    from xlray.findings.config import FindingsConfig
+    from xlray.findings.run import RANDOM_INIT, concepts_planted, document, measure, planted, related_gap, write_report
+
+    pretrained = f"{cfg.family} pretrained"
+    findings_cfg = FindingsConfig(world=cfg.world, family=cfg.family, pretrain=cfg.pretrain, heldout=DEMO_PROBES,
+                                  resamples=2000, output_dir=str(out / "findings"))  # fmt: skip
+    models = {RANDOM_INIT: out / "assets" / "models" / cfg.family, pretrained: cfg.model_dir(out)}
+    measured = measure(findings_cfg, models)
+    found = [planted(findings_cfg, measured, pretrained, "planted"), related_gap(findings_cfg, measured, pretrained),
+             concepts_planted(findings_cfg, measured, pretrained)]  # fmt: skip
+    folder = Path(findings_cfg.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_report(
+        document(f"Demo findings: tiny {cfg.family}, pretrained vs random init", found, measured, None), folder
+    )
+    return found
+
+
+def where_to_look(
+    cfg: DemoConfig, out: Path, tracking: TrackingConfig, results: list[list], log_file: Path, found: list
+) -> None:
     from xlray.console import say, table
     from xlray.tracking import runs_url
 
-    table("demo results (a tiny random model: they show the pipeline works, not the papers' effects)",
-          ["step", "on", "metric", "value"], results)  # fmt: skip
+    model = "the pretrained tiny model" if cfg.pretrain else "a tiny random-init model: they show the pipeline works"
+    table(f"demo results ({model})", ["step", "on", "metric", "value"], results)
+    if found:
+        table("findings: pretrained vs random init",
+              ["finding", "effect", "95% CI", "verdict"],
+              [[f.name, f.effect, f"[{f.ci_low:+.3f}, {f.ci_high:+.3f}]", f.verdict] for f in found])  # fmt: skip
     say(f"[demo] outputs: {out} (concept explorers: {out / 'concepts'}/*/explorer.html)")
     say(f"[demo] logs of Ray, Tune and MLflow: {log_file}")
     if cfg.tracking.enabled:

@@ -20,6 +20,7 @@ from xlray.corpora import ParallelFiles
 from xlray.families import FamilyName
 from xlray.tasks.config import EvaluateConfig
 from xlray.world.build import WorldConfig
+from xlray.world.pretrain import PretrainConfig
 
 # The stage templates, and the fields the sweep sets for each trial (a template must leave them out).
 TEMPLATES: dict[str, type[BaseModel]] = {"adjust": AdjustConfig, "evaluate": EvaluateConfig}
@@ -159,6 +160,9 @@ class WorldAssets(Strict):
     output: str = "xlray-runs/world"
     families: list[FamilyName] = Field(default_factory=lambda: ["bert"], min_length=1)
     world: WorldConfig = Field(default_factory=WorldConfig)
+    pretrain: PretrainConfig | None = Field(
+        None, description="also pretrain the tiny models on the world: models/<family>-pretrained (not mt5)"
+    )
 
 
 class SweepConfig(Strict):

@@ -66,7 +66,7 @@ def run_sweep(cfg: SweepConfig, resume: bool = False) -> dict[str, Any]:
     if uri and not is_server(uri):
         client_for(uri)  # a local store (preflight reached a server): fails now, naming the URI, if unusable
     if cfg.world is not None:  # every trial builds it too: each node needs its own copy
-        prepare_world(cfg.world.output, cfg.world.families, cfg.world.world)
+        prepare_world(cfg.world.output, cfg.world.families, cfg.world.world, cfg.world.pretrain)
     connected = start_ray(cfg.ray)
     if connected:
         say(f"[sweep] {connected}")

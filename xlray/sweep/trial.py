@@ -62,7 +62,7 @@ def run_trial(config: dict[str, Any], setup: TrialSetup) -> None:
     log_event(folder, "started")
     started = time.perf_counter()
     if cfg.world is not None:
-        prepare_world(cfg.world.output, cfg.world.families, cfg.world.world)
+        prepare_world(cfg.world.output, cfg.world.families, cfg.world.world, cfg.world.pretrain)
     configs = stage_configs(cfg, trial, folder, TrackingConfig(enabled=False))
     steps = pipeline(cfg, trial, configs, folder)
     result: dict[str, Any] = {}
