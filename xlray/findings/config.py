@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from xlray.concepts.metrics import CalignConfig, ColapConfig
 from xlray.configs import Strict, TrackingConfig
-from xlray.world.build import WorldConfig
+from xlray.stats import MIN_SEEDS
+from xlray.world.build import WorldConfig, gold_files, read_world_config
 from xlray.world.pretrain import PRETRAINABLE, PretrainConfig
 
 DoseKnob = Literal["tlm_share", "code_switch"]
+
+
+class TransferConfig(Strict):
+    """The seed papers' transfer findings (``xlray.findings.transfer``): one pretrained twin adjusted on the
+    world's parallel text, then fine-tuned on English NLI as base / adjusted / continual over seeds."""
+
+    enabled: bool = True
+    dose: float | None = Field(None, ge=0, le=1, description="the twin to adjust (one of doses); default: the highest")
+    seeds: list[int] = Field(
+        default_factory=lambda: [0, 1, 2], description=f"fine-tuning seeds per condition, at least {MIN_SEEDS}"
+    )
+    adjust_sentences: int = Field(1000, ge=20, description="parallel sentences per language adjust samples")
+    heldout_sentences: int = Field(100, ge=10, description="... of which held out (adjust's before/after distances)")
+    adjust_lr: float = Field(5e-4, gt=0, description="the demo sweep's (papers: 5e-5, for a real mBERT)")
+    task_lr: float = Field(1e-3, gt=0, description="English NLI fine-tuning (the demo sweep's)")
+    task_epochs: int = Field(3, ge=1)
+    task_batch_size: int = Field(16, ge=1)
+    smallest_accuracy: float = Field(0.02, gt=0, description="smallest zero-shot accuracy gain that counts")
+
+    @field_validator("seeds")
+    @classmethod
+    def _enough_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) < MIN_SEEDS:
+            raise ValueError(f"the test over seeds (Welch's t) needs at least {MIN_SEEDS} distinct seeds, got {value}")
+        return value
 
 
 class FindingsConfig(Strict):
@@ -20,9 +47,14 @@ class FindingsConfig(Strict):
 
     stage: Literal["findings"] = "findings"
     output_dir: str = "xlray-runs/findings"
-    world: WorldConfig = Field(default_factory=WorldConfig)
+    world: WorldConfig = Field(default_factory=WorldConfig, description="the world to build (unless assets is set)")
+    assets: str | None = Field(
+        None,
+        description="an `xlray world` folder to run on: its world/ (world.json gives the world) and"
+        " models/<family> (the random-init model); default: output_dir/assets, built from world",
+    )
     family: str = Field("bert", description="a tiny model family that can be pretrained (not mt5)")
-    hidden: int = Field(64, ge=8)
+    hidden: int = Field(64, ge=8, description="of the random-init model built (unless assets is set)")
     layers: int = Field(2, ge=1)
     vocab: int = Field(600, ge=100)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig, description="the recipe at every dose")
@@ -54,8 +86,47 @@ class FindingsConfig(Strict):
     calign: CalignConfig = Field(default_factory=CalignConfig)
     colap: ColapConfig = Field(default_factory=ColapConfig)
     resamples: int = Field(10_000, ge=100, description="bootstrap resamples per finding")
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
     seed: int = 0
     tracking: TrackingConfig = Field(default_factory=lambda: TrackingConfig(experiment="xlray-findings"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _written_world(cls, data: Any) -> Any:
+        """With ``assets``, the world is the one written there, and it must hold its gold files and the model."""
+        if not isinstance(data, dict) or not data.get("assets"):
+            return data
+        assets = Path(data["assets"])
+        world = read_world_config(assets / "world")
+        if world is None:
+            raise ValueError(f"assets: no synthetic world at {assets / 'world'} (world.json missing); write one"
+                             f" with `xlray world --output {assets}`")  # fmt: skip
+        if "world" in data and WorldConfig.model_validate(data["world"]) != world:
+            raise ValueError(f"world: differs from the world written at {assets / 'world'}; leave world out (assets"
+                             " gives it) or build a world of your own without assets")  # fmt: skip
+        missing = [name for name in gold_files(world) if not (assets / "world" / name).is_file()]
+        if missing:
+            raise ValueError(f"assets: the world at {assets / 'world'} lacks its gold files: {', '.join(missing)}")
+        family = data.get("family", "bert")
+        if not (assets / "models" / str(family) / "config.json").is_file():
+            present = sorted(p.name for p in (assets / "models").glob("*") if (p / "config.json").is_file())
+            raise ValueError(f"family: no model {family!r} in {assets / 'models'} (it has:"
+                             f" {', '.join(present) or 'none'}); write it with `xlray world --output {assets}"
+                             f" --families {family}`")  # fmt: skip
+        return {**data, "world": world.model_dump()}
+
+    @model_validator(mode="after")
+    def _transfer_dose(self) -> FindingsConfig:
+        if self.transfer.dose is not None and self.transfer.dose not in self.doses:
+            raise ValueError(f"transfer.dose: {self.transfer.dose:g} is not one of doses {self.doses}")
+        return self
+
+    def assets_dir(self) -> Path:
+        """Where the world and the models are: ``assets``, else ``output_dir/assets``."""
+        return Path(self.assets) if self.assets else Path(self.output_dir) / "assets"
+
+    def transfer_dose(self) -> float:
+        return self.doses[-1] if self.transfer.dose is None else self.transfer.dose
 
     @field_validator("family")
     @classmethod

@@ -118,6 +118,25 @@ def by_meaning(values: np.ndarray, items: list[Probe]) -> np.ndarray:
     return sums / counts
 
 
+@dataclass(frozen=True)
+class ProbeScores:
+    """One model's scores on the probes, per meaning (all languages) and layer."""
+
+    advantage: np.ndarray  # translation advantage [meanings, layers]
+    related_gap: np.ndarray  # cos(translation) - cos(an unrelated word) [meanings, layers]
+    cosine_gap: list[float]  # mean cos(translation) - cos(control), per layer
+
+
+def probe_scores(lm: Any, items: list[Probe]) -> ProbeScores:
+    """The translation advantage and the related gap of a loaded model on the probes."""
+    translation, control, unrelated = link_cosines(lm, items)
+    return ProbeScores(
+        translation_advantage(translation, control, items),
+        by_meaning(translation - unrelated, items),
+        (translation - control).mean(axis=0).tolist(),
+    )
+
+
 def translation_advantage(translation: np.ndarray, control: np.ndarray, items: list[Probe]) -> np.ndarray:
     """``[n_meanings, n_layers + 1]``: the share of a meaning's links whose translation beats the control, - 1/2."""
     return by_meaning((translation > control).astype(float), items) - 0.5

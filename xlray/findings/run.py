@@ -36,15 +36,23 @@ Last, on the world's parallel text alone (``xlray.findings.dictionary``):
   better than eflomal on the same text with its sentence pairs rotated apart; precision and recall per language
   go into findings.json ("dictionary").
 
+Then, unless ``transfer.enabled`` is false, the seed papers' transfer findings on the twin at ``transfer.dose``
+(``xlray.findings.transfer``): adjustment improves zero-shot NLI in each language, continual learning improves it
+further (both over >= 3 fine-tuning seeds, Welch's t), adjustment separates related from unrelated words,
+fine-tuning forgets it, continual learning keeps more of it, and fine-tuning raises alignment.
+
 Output folder:
-    assets/            the world and the tiny models (reused by a later run)
+    assets/            the world and the tiny models (reused by a later run), unless ``assets`` names a written one
+    transfer/          adjust/ and evaluate/<base|adjusted|continual>/: the stages' own outputs (resumed if there)
     findings.json      the findings (effect, 95% CI, p, smallest effect, verdict), the advantage per layer and
                        model ("curves"), the mean cosine gaps translation - control ("cosine_gap") and
-                       translation - unrelated ("related_gap"), the concept metrics ("concepts") and the
-                       dictionary's precision and recall per language ("dictionary")
+                       translation - unrelated ("related_gap"), the concept metrics ("concepts"), the
+                       dictionary's precision and recall per language ("dictionary") and the transfer part
+                       ("transfer": accuracy per condition, language and seed; gap and advantage per layer)
     findings.md        the same as a table
     advantage.png      the translation advantage against the layer, one line per model
     concepts.png       ARI, class ARI, purity, CALIGN and COLAP against the layer, one line per model
+    transfer.png       zero-shot accuracy per language and condition, the related gap per layer and model
     manifest.json      written last: the run is complete iff it exists
 """
 
@@ -68,8 +76,8 @@ from xlray.findings.concepts import (
     mean_concept_ari,
 )
 from xlray.findings.config import FindingsConfig
-from xlray.findings.planted import by_meaning, link_cosines, probes, translation_advantage
-from xlray.findings.report import markdown, plot_concepts, plot_curves
+from xlray.findings.planted import Probe, probe_scores, probes
+from xlray.findings.report import markdown, plot_concepts, plot_curves, plot_transfer
 from xlray.findings.verdict import Finding, paired_finding
 from xlray.outputs import atomic, atomic_text, write_json
 from xlray.stage_rules import finished, result_config, run_name, run_tags
@@ -106,12 +114,14 @@ def model_label(cfg: FindingsConfig, dose: float) -> str:
     return f"{cfg.dose} {dose:g}"
 
 
-def build_models(cfg: FindingsConfig, out: Path) -> dict[str, Path]:
+def build_models(cfg: FindingsConfig) -> dict[str, Path]:
     """The random-init model and one pretrained twin per dose, built where missing: label -> folder."""
     from xlray.world.assets import write_assets
     from xlray.world.pretrain import pretrained_model
 
-    assets = write_assets(out / "assets", [cfg.family], cfg.world, cfg.hidden, cfg.layers, cfg.vocab)
+    assets = cfg.assets_dir()
+    if cfg.assets is None:
+        write_assets(assets, [cfg.family], cfg.world, cfg.hidden, cfg.layers, cfg.vocab)
     random_init = assets / "models" / cfg.family
     models = {RANDOM_INIT: random_init}
     for dose in cfg.doses:
@@ -131,6 +141,7 @@ class Measured:
     concept_units: dict[str, np.ndarray]  # label -> concept x cluster tables [concepts, layers, clusters]
     concept_curves: dict[str, dict[str, list[float]]]  # label -> metric -> per layer
     gold: list[str]  # the gold concepts: the rows of the tables
+    probes: list[Probe]  # the held-out probes they were scored on
 
 
 def measure(cfg: FindingsConfig, models: dict[str, Path]) -> Measured:
@@ -143,10 +154,8 @@ def measure(cfg: FindingsConfig, models: dict[str, Path]) -> Measured:
     advantage, related, gaps, units, curves, gold = {}, {}, {}, {}, {}, []
     for label, folder in models.items():
         lm = load_model(ModelConfig(name=str(folder)))
-        translation, control, unrelated = link_cosines(lm, items)
-        advantage[label] = translation_advantage(translation, control, items)
-        related[label] = by_meaning(translation - unrelated, items)
-        gaps[label] = (translation - control).mean(axis=0).tolist()
+        scores = probe_scores(lm, items)
+        advantage[label], related[label], gaps[label] = scores.advantage, scores.related_gap, scores.cosine_gap
         points = concept_points(lm, world, items)
         gold = points.gold
         k = cfg.concept_clusters or len(gold)
@@ -155,7 +164,7 @@ def measure(cfg: FindingsConfig, models: dict[str, Path]) -> Measured:
         ]
         units[label] = by_concept([table for table, _ in layers])
         curves[label] = {metric: [scores[metric] for _, scores in layers] for metric in CONCEPT_METRICS}
-    return Measured(advantage, related, gaps, units, curves, gold)
+    return Measured(advantage, related, gaps, units, curves, gold, items)
 
 
 def dictionary_finding(cfg: FindingsConfig, world_dir: Path, out: Path) -> tuple[Finding, dict[str, Any]]:
@@ -231,7 +240,13 @@ def findings(cfg: FindingsConfig, measured: Measured) -> list[Finding]:
     return out
 
 
-def document(title: str, found: list[Finding], measured: Measured, dictionary: dict[str, Any] | None) -> dict:
+def document(
+    title: str,
+    found: list[Finding],
+    measured: Measured,
+    dictionary: dict[str, Any] | None,
+    transfer: dict[str, Any] | None = None,
+) -> dict:
     """findings.json's document (findings.md is rendered from it)."""
     return {
         "title": title,
@@ -242,6 +257,7 @@ def document(title: str, found: list[Finding], measured: Measured, dictionary: d
         "related_gap": {label: g.mean(axis=0).tolist() for label, g in measured.related_gap.items()},
         "concepts": measured.concept_curves,
         "dictionary": dictionary,
+        "transfer": transfer,
     }
 
 
@@ -252,7 +268,11 @@ def write_report(doc: dict[str, Any], out: Path) -> list[str]:
         fh.write(markdown(doc))
     atomic(out / "advantage.png", lambda p: plot_curves(doc, p))
     atomic(out / "concepts.png", lambda p: plot_concepts(doc, p))
-    return ["findings.json", "findings.md", "advantage.png", "concepts.png"]
+    written = ["findings.json", "findings.md", "advantage.png", "concepts.png"]
+    if doc.get("transfer"):
+        atomic(out / "transfer.png", lambda p: plot_transfer(doc, p))
+        written.append("transfer.png")
+    return written
 
 
 def run_findings(cfg: FindingsConfig) -> dict[str, Any]:
@@ -266,13 +286,23 @@ def run_findings(cfg: FindingsConfig) -> dict[str, Any]:
     name = run_name(STAGE, cfg.family, cfg.dose)
     with open_run(cfg.tracking, name, out, tags=run_tags(STAGE, model=cfg.family, dose=cfg.dose)) as sink:
         sink.log_params({"config": cfg.model_dump(mode="json")})
-        models = build_models(cfg, out)
+        models = build_models(cfg)
         say(f"[{STAGE}] {len(models)} models ready; probing {cfg.heldout} held-out meanings")
         measured = measure(cfg, models)
-        dictionary, dictionary_scores = dictionary_finding(cfg, out / "assets" / "world", out)
+        dictionary, dictionary_scores = dictionary_finding(cfg, cfg.assets_dir() / "world", out)
         found = [*findings(cfg, measured), dictionary]
+        transfer = None
+        if cfg.transfer.enabled:
+            from xlray.findings.transfer import transfer_findings
+
+            twin = models[model_label(cfg, cfg.transfer_dose())]
+            say(
+                f"[{STAGE}] adjusting {twin.name}, then base / adjusted / continual NLI over seeds {cfg.transfer.seeds}"
+            )
+            transfer_found, transfer = transfer_findings(cfg, twin, measured.probes, out / "transfer", sink)
+            found += transfer_found
         title = f"Findings: tiny {cfg.family} {cfg.layers} x {cfg.hidden}, {cfg.dose} at {cfg.doses}"
-        doc = document(title, found, measured, dictionary_scores)
+        doc = document(title, found, measured, dictionary_scores, transfer)
         for f in found:
             sink.log_metrics({f"{f.name}.{k}": getattr(f, k) for k in ("effect", "ci_low", "ci_high", "p_value")})
         sink.set_tags({f"verdict.{f.name}": f.verdict for f in found})

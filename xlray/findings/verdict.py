@@ -55,6 +55,24 @@ class Finding:
         return asdict(self)
 
 
+def interval_finding(
+    name: str,
+    claim: str,
+    source: str,
+    effect: float,
+    interval: tuple[float, float],
+    p_value: float,
+    smallest: float,
+    n: int,
+    detail: dict[str, Any] | None = None,
+) -> Finding:
+    """The finding whose effect and 95% interval were measured elsewhere; the verdict follows from them (an
+    interval that could not be computed is NaN, so the verdict is inconclusive)."""
+    low, high = interval
+    return Finding(name, claim, source, effect, low, high, p_value, smallest, judge(effect, low, high, smallest), n,
+                   detail or {})  # fmt: skip
+
+
 def paired_finding(
     name: str,
     claim: str,
@@ -70,16 +88,5 @@ def paired_finding(
     """The finding that statistic(a) > statistic(b) (by default their means), from outcomes paired unit by unit
     (a paired bootstrap over units, the first axis)."""
     test = paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed, statistic=statistic)
-    return Finding(
-        name=name,
-        claim=claim,
-        source=source,
-        effect=test.delta,
-        ci_low=test.ci_low,
-        ci_high=test.ci_high,
-        p_value=test.p_value,
-        smallest=smallest,
-        verdict=judge(test.delta, test.ci_low, test.ci_high, smallest),
-        n=len(a),
-        detail=detail or {},
-    )
+    return interval_finding(name, claim, source, test.delta, (test.ci_low, test.ci_high), test.p_value, smallest,
+                            len(a), detail)  # fmt: skip

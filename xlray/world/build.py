@@ -108,6 +108,21 @@ def gold_dictionary(world: World) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=["language", "word", "translation", "concept"], orient="row")
 
 
+def read_world_config(folder: str | Path) -> WorldConfig | None:
+    """The config a world folder was written with (its ``world.json``), or None if there is none."""
+    manifest = Path(folder) / MANIFEST
+    if not manifest.is_file():
+        return None
+    return WorldConfig.model_validate(json.loads(manifest.read_text(encoding="utf-8"))["config"])
+
+
+def gold_files(cfg: WorldConfig) -> list[str]:
+    """The files of a world that hold its ground truth (and the parallel text it is about), relative to its folder."""
+    src = cfg.source
+    parallel = [f"parallel/{t}-{src}.{end}" for t in cfg.languages if t != src for end in (t, src, "gold.align")]
+    return [*parallel, "gold/words.parquet", "gold/dictionary.parquet"]
+
+
 def write_world(cfg: WorldConfig, out: str | Path) -> Path:
     """Write the world under ``out`` (skipped if its manifest says the same config); returns ``out``."""
     out = Path(out)

@@ -175,10 +175,11 @@ def train(random_init: Path, world: Any, cfg: PretrainConfig, family: str, out: 
 
 def pretrained_model(family: str, world_dir: Path, random_init: Path, cfg: PretrainConfig, out: Path) -> Path:
     """The pretrained twin of ``random_init`` in ``out``: reused when its ``pretrain.json`` holds this config."""
-    from xlray.world.build import MANIFEST as WORLD_MANIFEST
-    from xlray.world.build import World, WorldConfig
+    from xlray.world.build import World, read_world_config
 
-    world_cfg = WorldConfig.model_validate(json.loads((world_dir / WORLD_MANIFEST).read_text())["config"])
+    world_cfg = read_world_config(world_dir)
+    if world_cfg is None:
+        raise XlrayError(f"{world_dir}: no synthetic world here (world.json missing); write one with `xlray world`")
     key = {"family": family, "config": cfg.model_dump(), "world": world_cfg.model_dump()}
     manifest = out / MANIFEST
     if manifest.is_file() and json.loads(manifest.read_text())["key"] == key:
