@@ -47,7 +47,7 @@ from xlray.storage import check_output, join, make_dirs, use_storage
 from xlray.storage import name as last_name
 from xlray.tasks.config import EvaluateConfig
 from xlray.tasks.heads import TaskModel
-from xlray.tasks.outcomes import OUTCOMES, outcome_frame
+from xlray.tasks.outcomes import OUTCOMES, outcome_frame, seed_folder
 from xlray.tasks.protocol import TaskModule, fine_tunes, task_module
 from xlray.tasks.train import fine_tune
 from xlray.tracking import PrefixedSink, Sink, open_run
@@ -131,7 +131,7 @@ def run_seed(
     cfg: EvaluateConfig, task: TaskModule, data: Any, seed: int, parent_id: str | None, into: Sink | None = None
 ) -> dict[str, Any]:
     """One seed: fine-tune (unless XSR), evaluate every language, write outcomes then ``result.json``."""
-    folder = join(cfg.output_dir, f"seed-{seed}")
+    folder = seed_folder(cfg.output_dir, seed)
     done = read_json(join(folder, "result.json"))
     if done is not None:
         if done.get("config") != seed_key(cfg):

@@ -137,7 +137,9 @@ def nan_if_none(value: float | None) -> float:
 
 def tuned_checkpoints(ev: EvaluateConfig) -> list[Path]:
     """The fine-tuned model of each seed of one condition."""
-    return [Path(ev.output_dir) / f"seed-{seed}" / "checkpoint" for seed in ev.seeds]
+    from xlray.tasks.outcomes import seed_folder
+
+    return [Path(seed_folder(ev.output_dir, seed)) / "checkpoint" for seed in ev.seeds]
 
 
 def probe_conditions(

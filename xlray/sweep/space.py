@@ -141,7 +141,9 @@ def adjusted_checkpoint(adjust: AdjustConfig) -> str:
 
 def tuned_checkpoint(ev: EvaluateConfig) -> str:
     """The model a condition fine-tuned with its first seed (the ``<condition>-tuned`` checkpoint of a trial)."""
-    return join(ev.output_dir, f"seed-{ev.seeds[0]}", "checkpoint")
+    from xlray.tasks.outcomes import seed_folder
+
+    return join(seed_folder(ev.output_dir, ev.seeds[0]), "checkpoint")
 
 
 def param_space(cfg: SweepConfig) -> dict[str, Any]:

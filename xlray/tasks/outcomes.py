@@ -67,9 +67,17 @@ def read_outcomes(output_dir: str | Path) -> pl.DataFrame:
     return pl.concat(frames)
 
 
+SEED_PREFIX = "seed-"
+
+
+def seed_folder(output_dir: str | Path, seed: int) -> str:
+    """One seed's folder of an evaluate run (``seed-<s>``: its checkpoint, outcomes and result.json)."""
+    return join(output_dir, f"{SEED_PREFIX}{seed}")
+
+
 def outcome_files(output_dir: str | Path) -> list[str]:
     """The ``seed-*/outcomes.parquet`` files of an evaluate run, in seed-folder order (local or in a bucket)."""
-    seeds = list_folders(output_dir, "seed-")
+    seeds = list_folders(output_dir, SEED_PREFIX)
     return [path for seed in seeds if is_file(path := join(output_dir, seed, OUTCOMES))]
 
 
