@@ -62,9 +62,21 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.config, args.output)
 
 
+def share(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1")
+    return value
+
+
 def cmd_world(args: argparse.Namespace) -> int:
     from xlray.families import FAMILY_NAMES
     from xlray.world.assets import write_assets
+    from xlray.world.build import WorldConfig
     from xlray.world.pretrain import PretrainConfig, objective
 
     pretrain = None
@@ -73,7 +85,8 @@ def cmd_world(args: argparse.Namespace) -> int:
         if args.families != list(FAMILY_NAMES):  # a family named explicitly that cannot be pretrained is an error
             for family in args.families:
                 objective(family)
-    out = write_assets(args.output, families=args.families, pretrain=pretrain)
+    world = WorldConfig(anchors=args.anchors, word_order=args.word_order)
+    out = write_assets(args.output, families=args.families, world=world, pretrain=pretrain)
     print(f"synthetic world and tiny models: {out}")
     return 0
 
@@ -132,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="also pretrain the tiny models on the world (models/<family>-pretrained; not mt5)",
     )
     world.add_argument("--pretrain-steps", type=int, help="optimiser steps per model (default 1500)")
+    world.add_argument("--anchors", type=share, default=0.0, help="share of content words written as in English")
+    world.add_argument("--word-order", type=share, default=0.0, help="share of sentences in English's word order")
     world.set_defaults(func=cmd_world)
 
     from xlray.submit import add_submit_parser

@@ -13,7 +13,14 @@ from pydantic import Field, field_validator
 from xlray.configs import Strict
 from xlray.outputs import atomic_dir
 from xlray.world.grammar import Meaning, Word, alignment, random_meaning, render
-from xlray.world.languages import TYPOLOGY, Language, make_language, shared_name_forms
+from xlray.world.languages import (
+    TYPOLOGY,
+    Language,
+    anchor_concepts,
+    in_source_order,
+    make_language,
+    shared_name_forms,
+)
 
 MANIFEST = "world.json"
 
@@ -29,6 +36,15 @@ class WorldConfig(Strict):
     task_train: int = Field(600, ge=10, description="English training examples per task")
     task_test: int = Field(150, ge=10, description="Test examples per task and language")
     task_dev: int = Field(100, ge=10, description="Dev examples per task and language (the split to tune on)")
+    # Dose knobs of planted alignment in the world itself; 0 (the default) plants nothing beyond shared names and
+    # digits. xlray findings can sweep either (dose: anchors | word_order), with one world per dose.
+    anchors: float = Field(
+        0.0, ge=0, le=1, description="share of colours, animals, verbs, places and organisations every language"
+        " writes as the source language does (shared anchor words)"
+    )  # fmt: skip
+    word_order: float = Field(
+        0.0, ge=0, le=1, description="share of each target language's sentences said in the source's word order"
+    )
 
     @field_validator("languages")
     @classmethod
@@ -45,8 +61,13 @@ class World:
     def __init__(self, cfg: WorldConfig):
         self.cfg = cfg
         names = shared_name_forms(cfg.seed)
-        codes = [cfg.source, *[c for c in cfg.languages if c != cfg.source]]
-        self.languages: dict[str, Language] = {c: make_language(c, cfg.seed, names) for c in codes}
+        source = make_language(cfg.source, cfg.seed, names)
+        self.anchors = anchor_concepts(cfg.seed, cfg.anchors)
+        borrowed = {c: source.form(c) for c in self.anchors}
+        self.languages: dict[str, Language] = {cfg.source: source}
+        for code in (c for c in cfg.languages if c != cfg.source):
+            self.languages[code] = make_language(code, cfg.seed, names, borrowed)
+            in_source_order(self.languages[code], source.typology, cfg.word_order, cfg.seed)
 
     @property
     def targets(self) -> list[str]:

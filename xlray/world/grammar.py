@@ -99,7 +99,8 @@ def render_where(concept: str, lang: Language) -> list[Word]:
 
 
 def render(m: Meaning, lang: Language) -> list[Word]:
-    """Render a meaning as a sentence of words in the language's own order, ending with a full stop."""
+    """Render a meaning as a sentence of words in the language's order, ending with a full stop."""
+    lang = lang.ordered_for(m)
     verb = [Word(lang.form(m.verb), "v", m.verb)]
     if m.negated:
         verb = [Word(lang.form("fn:not"), "v.not", "fn:not"), *verb]
@@ -112,6 +113,7 @@ def render(m: Meaning, lang: Language) -> list[Word]:
 
 def render_question(m: Meaning, lang: Language) -> list[Word]:
     """'Who <verb> <object>?' in the language's order: the answer is the meaning's subject."""
+    lang = lang.ordered_for(m)
     parts = {
         "S": [Word(lang.form("fn:who"), "q.who", "fn:who")],
         "V": [Word(lang.form(m.verb), "v", m.verb)],

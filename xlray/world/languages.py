@@ -1,10 +1,20 @@
-"""Synthetic languages: one shared concept inventory, per-language scripts, surface forms and word order."""
+"""Synthetic languages: one shared concept inventory, per-language scripts, surface forms and word order.
+
+Names (transliterated where the script differs) and, in some languages, digits are shared strings, as in real
+corpora. The world's ``anchors`` knob shares more: a share of the concepts of ``OWN_FORM_CLASSES`` that every
+target language writes exactly as the source language does (loanwords in the source's script), the shared anchor
+tokens that make small models align languages (Conneau et al. 2020; K et al. 2020). Its ``word_order`` knob puts a
+share of each target language's sentences in the source language's word order (K et al. 2020 find structural
+similarity matters for transfer; Dufter & Schütze 2020 that a fake language in reversed word order aligns less).
+"""
 
 from __future__ import annotations
 
 import random
 import unicodedata
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 # Concept classes and how many concepts each has. Names, places and organisations are named entities (NER);
 # numbers are written as digits in some languages (identical strings across languages, as in real corpora).
@@ -19,6 +29,9 @@ CONCEPT_CLASSES: dict[str, int] = {
     "org": 6,
 }
 FUNCTION_WORDS = ("det", "in", "not", "who", "and")
+# The classes that have a form of their own in every language (not names, not digits): the probed ones, and
+# those from which the anchors are drawn.
+OWN_FORM_CLASSES = ("colour", "animal", "verb", "place", "org")
 
 LATIN_C, LATIN_V = "bcdfghklmnprstvz", "aeiou"
 CYRILLIC_C, CYRILLIC_V = "бвгджзклмнпрстфхцчш", "аеиоуыэюя"
@@ -80,6 +93,18 @@ def transliterate(word: str, script: str) -> str:
     return "".join(table.get(ch, ch) for ch in word.lower())
 
 
+@dataclass(frozen=True)
+class SourceOrder:
+    """A share of a language's sentences said in the source language's word order (the world's ``word_order``)."""
+
+    typology: Typology  # the language's own, with the source's clause order, adjective position and adposition
+    share: float
+    salt: str  # which sentences: a pure function of the salt (world seed, language) and the meaning
+
+    def applies(self, meaning: Any) -> bool:
+        return zlib.crc32(f"{self.salt}:{meaning!r}".encode()) / 2**32 < self.share
+
+
 @dataclass
 class Language:
     """A language: its code, typology and lexicon (concept id -> surface form)."""
@@ -87,9 +112,24 @@ class Language:
     code: str
     typology: Typology
     lexicon: dict[str, str] = field(default_factory=dict)
+    source_order: SourceOrder | None = None
 
     def form(self, concept: str) -> str:
         return self.lexicon[concept]
+
+    def ordered_for(self, meaning: Any) -> Language:
+        """This language as it says ``meaning``: in the source's word order where ``source_order`` puts it."""
+        if self.source_order is None or not self.source_order.applies(meaning):
+            return self
+        return replace(self, typology=self.source_order.typology, source_order=None)
+
+
+def in_source_order(lang: Language, source: Typology, share: float, seed: int) -> None:
+    """Let ``lang`` say a share of its sentences in the ``source`` typology's order (keeping its own determiners,
+    digits and script); share 0 leaves it as it is."""
+    if share > 0:
+        typ = replace(lang.typology, order=source.order, adj_first=source.adj_first, prepositions=source.prepositions)
+        lang.source_order = SourceOrder(typ, share, f"{seed}:{lang.code}:order")
 
 
 def concept_ids() -> list[str]:
@@ -110,8 +150,12 @@ def make_word(script: str, rng: random.Random, taken: set[str], min_syl: int = 1
             return word
 
 
-def make_language(code: str, seed: int, shared_names: dict[str, str]) -> Language:
-    """Build one language's lexicon deterministically from the seed and its code."""
+def make_language(
+    code: str, seed: int, shared_names: dict[str, str], borrowed: dict[str, str] | None = None
+) -> Language:
+    """Build one language's lexicon deterministically from the seed and its code; ``borrowed`` (concept -> form)
+    replaces the native forms of those concepts after every native form is drawn, so the other words do not
+    depend on it (a native word that a loan happens to equal is redrawn)."""
     if code not in TYPOLOGY:
         raise ValueError(f"unknown synthetic language {code!r}; known: {sorted(TYPOLOGY)}")
     typ = TYPOLOGY[code]
@@ -128,8 +172,25 @@ def make_language(code: str, seed: int, shared_names: dict[str, str]) -> Languag
             lang.lexicon[concept] = make_word(typ.script, rng, taken)
     for word in FUNCTION_WORDS:
         lang.lexicon[f"fn:{word}"] = make_word(typ.script, rng, taken, 1, 2)
-    taken.update(lang.lexicon.values())
+    if borrowed:
+        lang.lexicon.update(borrowed)
+        taken.update(borrowed.values())
+        for concept, form in list(lang.lexicon.items()):
+            if concept not in borrowed and form in borrowed.values():
+                lang.lexicon[concept] = make_word(typ.script, rng, taken)
     return lang
+
+
+def anchor_concepts(seed: int, share: float) -> list[str]:
+    """The concepts written alike in every language at an anchor share: ``round(share * n)`` of each class of
+    ``OWN_FORM_CLASSES``, drawn in one seeded order per class, so a higher share keeps a lower one's anchors."""
+    rng = random.Random(f"{seed}:anchors")
+    chosen = []
+    for cls in OWN_FORM_CLASSES:
+        order = [f"{cls}:{i:02d}" for i in range(CONCEPT_CLASSES[cls])]
+        rng.shuffle(order)
+        chosen += sorted(order[: round(share * len(order))])
+    return chosen
 
 
 def shared_name_forms(seed: int) -> dict[str, str]:
