@@ -13,7 +13,9 @@ from xlray.stats import MIN_SEEDS
 from xlray.world.build import WorldConfig, gold_files, read_world_config
 from xlray.world.pretrain import PRETRAINABLE, PretrainConfig
 
-DoseKnob = Literal["tlm_share", "code_switch"]
+PRETRAIN_KNOBS = ("tlm_share", "code_switch")  # fields of PretrainConfig: one world, one random-init model
+WORLD_KNOBS = ("anchors", "word_order")  # fields of WorldConfig: one world and random-init model per dose
+DoseKnob = Literal[PRETRAIN_KNOBS + WORLD_KNOBS]
 
 
 class TransferConfig(Strict):
@@ -58,7 +60,10 @@ class FindingsConfig(Strict):
     layers: int = Field(2, ge=1)
     vocab: int = Field(600, ge=100)
     pretrain: PretrainConfig = Field(default_factory=PretrainConfig, description="the recipe at every dose")
-    dose: DoseKnob = Field("tlm_share", description="the pretraining knob that plants alignment")
+    dose: DoseKnob = Field(
+        "tlm_share", description="the knob that plants alignment: a pretraining field (tlm_share, code_switch) or a"
+        " world field (anchors, word_order: a world, tokenizer and random-init twin per dose)"
+    )  # fmt: skip
     doses: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0], description="0 (no planting) and more")
     heldout: int = Field(500, ge=10, description="held-out meanings probed, each in every target language")
     smallest_effect: float = Field(
@@ -121,9 +126,36 @@ class FindingsConfig(Strict):
             raise ValueError(f"transfer.dose: {self.transfer.dose:g} is not one of doses {self.doses}")
         return self
 
+    @model_validator(mode="after")
+    def _world_dose(self) -> FindingsConfig:
+        """A world knob builds a world per dose: not on a written world, and not with its field set in world."""
+        if self.dose not in WORLD_KNOBS:
+            return self
+        if self.assets:
+            raise ValueError(f"dose: {self.dose} builds one world per dose, so it cannot run on the written world"
+                             " of assets; leave assets out")  # fmt: skip
+        if getattr(self.world, self.dose) != 0:
+            raise ValueError(f"world.{self.dose}: set by doses when dose is {self.dose}; leave it out")
+        if self.dose == "anchors" and self.doses[-1] >= 1:
+            raise ValueError("doses: at anchors 1 every probed concept is an anchor (its translation the same"
+                             " string), so nothing is left to probe; keep the doses below 1")  # fmt: skip
+        return self
+
     def assets_dir(self) -> Path:
         """Where the world and the models are: ``assets``, else ``output_dir/assets``."""
         return Path(self.assets) if self.assets else Path(self.output_dir) / "assets"
+
+    def world_at(self, dose: float) -> WorldConfig:
+        """The world at a dose: ``world`` itself unless the knob is a world field."""
+        return self.world.model_copy(update={self.dose: dose}) if self.dose in WORLD_KNOBS else self.world
+
+    def recipe_at(self, dose: float) -> PretrainConfig:
+        """The pretraining recipe at a dose: ``pretrain`` itself unless the knob is a pretraining field."""
+        return self.pretrain.model_copy(update={self.dose: dose}) if self.dose in PRETRAIN_KNOBS else self.pretrain
+
+    def assets_at(self, dose: float) -> Path:
+        """The folder of the world and random-init model at a dose: one per dose for a world knob."""
+        return self.assets_dir() / f"{self.dose}-{dose:g}" if self.dose in WORLD_KNOBS else self.assets_dir()
 
     def transfer_dose(self) -> float:
         return self.doses[-1] if self.transfer.dose is None else self.transfer.dose

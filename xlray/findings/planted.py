@@ -14,12 +14,15 @@ them apart. The win is scale-free, so layers and models with different cosine sc
 similarity, shared context and shared anchor tokens (names, digits) cancel out; they are what inflates a gap
 against a random word.
 
-Only classes that have their own form in every language are probed (names and digits are shared strings).
+Only classes that have their own form in every language are probed (names and digits are shared strings), and
+not the concepts the world writes alike in every language (its anchors, ``WorldConfig.anchors``): their
+translation is the same string.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +30,9 @@ import numpy as np
 
 from xlray.world.build import World
 from xlray.world.grammar import alignment
-from xlray.world.languages import CONCEPT_CLASSES
+from xlray.world.languages import CONCEPT_CLASSES, OWN_FORM_CLASSES
 
-PROBED_CLASSES = ("colour", "animal", "verb", "place", "org")
+PROBED_CLASSES = OWN_FORM_CLASSES
 HELDOUT = "findings-heldout"  # the meaning stream of the probes: not the stream the models are trained on
 
 
@@ -44,8 +47,9 @@ class Probe:
     links: list[tuple[int, int, str]]
 
 
-def probes(world: World, n: int, seed: int = 0) -> list[Probe]:
-    """``n`` held-out meanings rendered in every target language, each link with its control word."""
+def probes(world: World, n: int, seed: int = 0, skip: Collection[str] = ()) -> list[Probe]:
+    """``n`` held-out meanings rendered in every target language, each link with its control word; the concepts in
+    ``skip`` are neither linked nor controls (with the same ``skip``, every world draws the same controls)."""
     rng = random.Random(f"{seed}:{HELDOUT}:control")
     english = world.languages[world.cfg.source]
     out = []
@@ -57,11 +61,20 @@ def probes(world: World, n: int, seed: int = 0) -> list[Probe]:
             for i, j in alignment(words, en_words):
                 cls, index = en_words[j].concept.split(":")
                 if cls in PROBED_CLASSES:
-                    other = (int(index) + rng.randrange(1, CONCEPT_CLASSES[cls])) % CONCEPT_CLASSES[cls]
-                    links.append((i, j, english.form(f"{cls}:{other:02d}")))
+                    control = control_concept(cls, int(index), skip, rng)
+                    if en_words[j].concept not in skip and control is not None:
+                        links.append((i, j, english.form(control)))
             if links:
                 out.append(Probe(number, code, [w.form for w in words], [w.form for w in en_words], links))
     return out
+
+
+def control_concept(cls: str, index: int, skip: Collection[str], rng: random.Random) -> str | None:
+    """Another concept of the class, uniformly among those not in ``skip`` (an anchor is seen in every language's
+    text, so as a control it would sit closer to any target word); None if there is none."""
+    n = CONCEPT_CLASSES[cls]
+    allowed = [c for c in (f"{cls}:{(index + k) % n:02d}" for k in range(1, n)) if c not in skip]
+    return allowed[rng.randrange(len(allowed))] if allowed else None
 
 
 def word_vectors(lm: Any, sentences: list[list[str]]) -> list[np.ndarray]:

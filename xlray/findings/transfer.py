@@ -63,7 +63,7 @@ def seed_mean(seeds: list[ProbeScores]) -> ProbeScores:
 
 def stage_configs(cfg: FindingsConfig, model: Path, out: Path) -> tuple[AdjustConfig, list[EvaluateConfig]]:
     """The adjustment of ``model`` and the three evaluate runs after it, with outputs under ``out``."""
-    t, world = cfg.transfer, cfg.assets_dir() / "world"
+    t, world = cfg.transfer, cfg.assets_at(cfg.transfer_dose()) / "world"
     parallel, xnli, src = world / "parallel", world / "tasks" / "xnli", cfg.world.source
     targets = [lang for lang in cfg.world.languages if lang != src]
     quiet = {"enabled": False}  # they log into the findings run
