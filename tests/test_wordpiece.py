@@ -1,9 +1,12 @@
-"""The tiny bert's WordPiece vocabulary is the same in every process (tokenizers' own trainer is not)."""
+"""The tiny models' vocabularies are the same in every process (tokenizers' own trainers are not): bert's WordPiece
+and the Unigram of xlm-roberta and mt5."""
 
 import json
 import os
 import subprocess
 import sys
+
+import pytest
 
 from xlray.world.wordpiece import merge_pair, wordpiece_vocab
 
@@ -38,3 +41,38 @@ def test_the_bert_tokenizer_is_the_same_in_every_process(assets):
                               env=env, check=True)  # fmt: skip
         vocabs.append(json.loads(done.stdout))
     assert vocabs[0] == vocabs[1] and len(vocabs[0]) == 600
+
+
+def test_the_unigram_tokenizers_are_the_same_in_every_process(assets):
+    """Two processes train the tiny xlm-roberta's and mt5's Unigram tokenizer on the world: one vocabulary, one
+    score per piece (the trainer alone orders tied pieces, and so their ids, differently in each process)."""
+    code = (
+        "import sys; from xlray.world.tiny_models import unigram_tokenizer, world_texts;"
+        " t = unigram_tokenizer(world_texts(sys.argv[1]), 600, ['<s>', '<pad>', '</s>', '<unk>', '<mask>'],"
+        " '<s> $A </s>'); print(t.to_str())"
+    )
+    models = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", code, str(assets / "world")], capture_output=True, text=True,
+                              check=True)  # fmt: skip
+        models.append(json.loads(done.stdout)["model"])
+    assert models[0] == models[1] and models[0]["type"] == "Unigram" and len(models[0]["vocab"]) > 300
+    pieces = [piece for piece, _ in models[0]["vocab"]]
+    assert pieces[:5] == ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    scores = [score for _, score in models[0]["vocab"][5:]]
+    assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("family", ["xlm-roberta", "mt5"])
+def test_the_unigram_tokenizers_know_every_word_of_the_world_after_a_reload(assets, family):
+    """Saved and loaded back through transformers, no sentence of the world has an <unk> and each decodes back to
+    itself (with an NFKC normaliser, which the reload drops, every decomposed diacritic was <unk>)."""
+    from transformers import AutoTokenizer
+
+    from xlray.world.tiny_models import world_texts
+
+    tok = AutoTokenizer.from_pretrained(assets / "models" / family)
+    texts = world_texts(assets / "world")
+    encoded = tok(texts, add_special_tokens=False)["input_ids"]
+    assert not any(tok.unk_token_id in ids for ids in encoded)
+    assert [tok.decode(ids) for ids in encoded[:2000]] == texts[:2000]
