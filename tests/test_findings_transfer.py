@@ -153,3 +153,8 @@ def test_a_world_that_differs_from_the_written_one_is_refused(tmp_path, capsys, 
 )
 def test_a_bad_transfer_config_is_refused(tmp_path, capsys, transfer, words):
     assert words in bad(tmp_path, capsys, transfer=transfer)
+
+
+def test_the_transfer_findings_of_a_decoder_only_family_are_refused(tmp_path, capsys):
+    err = bad(tmp_path, capsys, family="llama")
+    assert "transfer.enabled: adjustment and fine-tuning take an encoder" in err and "llama is decoder-only" in err

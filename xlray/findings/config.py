@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from xlray.concepts.metrics import CalignConfig, ColapConfig
 from xlray.configs import Strict, TrackingConfig
+from xlray.families import ENCODER_FAMILIES
 from xlray.stats import MIN_SEEDS
 from xlray.world.build import WorldConfig, gold_files, read_world_config
 from xlray.world.pretrain import PRETRAINABLE, PretrainConfig
@@ -124,6 +125,14 @@ class FindingsConfig(Strict):
     def _transfer_dose(self) -> FindingsConfig:
         if self.transfer.dose is not None and self.transfer.dose not in self.doses:
             raise ValueError(f"transfer.dose: {self.transfer.dose:g} is not one of doses {self.doses}")
+        return self
+
+    @model_validator(mode="after")
+    def _transfer_family(self) -> FindingsConfig:
+        if self.transfer.enabled and self.family not in ENCODER_FAMILIES:
+            encoders = ", ".join(ENCODER_FAMILIES)
+            raise ValueError(f"transfer.enabled: adjustment and fine-tuning take an encoder ({encoders}), and"
+                             f" {self.family} is decoder-only; set transfer.enabled: false")  # fmt: skip
         return self
 
     @model_validator(mode="after")
