@@ -123,3 +123,13 @@ def test_logged_params_never_hold_credentials():
 
 def test_a_file_uri_is_a_path_not_a_bucket(tmp_path):
     check_output(f"file://{tmp_path}/new/run")  # its first part ("tmp") is a folder, not a bucket to look up
+
+
+def test_a_port_with_403_in_it_is_not_a_refusal(monkeypatch):
+    """The failure seen in a full run: nothing listened on port 40375, and its "403" read as HTTP 403."""
+    from xlray.storage import why_unusable
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    error = "When getting information for bucket 'b': AWS Error NETWORK_CONNECTION: Failed to connect to port 40375"
+    assert "does not answer" in why_unusable(error)
+    assert "refused the credentials" in why_unusable("When getting information for bucket 'b': HTTP 403 Forbidden")

@@ -132,7 +132,8 @@ def worker_env() -> dict[str, str]:
 
 
 # Words in pyarrow's and the AWS SDK's errors, and what they mean to a user.
-REFUSED = ("ACCESS_DENIED", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403", "credentials")
+# Words of a refusal; the HTTP status 403 only as a number of its own (a port such as 40375 is not one).
+REFUSED = re.compile(r"ACCESS_DENIED|AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|credentials|\b403\b")
 UNREACHABLE = ("NETWORK_CONNECTION", "Couldn't connect", "curlCode", "timed out", "Could not resolve", "refused")
 
 
@@ -174,7 +175,7 @@ def why_unusable(error: str) -> str:
     if error.startswith(S3_ERRORS) and not has_s3_credentials():
         keys = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile or a role"
         return f"no S3 credentials in the environment ({keys}): {error}"
-    if any(word in error for word in REFUSED):
+    if REFUSED.search(error):
         return f"the store refused the credentials (set them in the environment): {error}"
     if any(word in error for word in UNREACHABLE):
         endpoint = os.environ.get(ENDPOINT, "the default endpoint")
