@@ -118,7 +118,6 @@ def test_findings_md_holds_the_json_findings():
 @pytest.mark.parametrize(
     ("field", "value", "words"),
     [
-        ("family", "mt5", "family"),
         ("family", "gpt9", "family"),
         ("doses", [0.25, 0.5, 1.0], "doses"),
         ("doses", [0.0, 0.5], "doses"),

@@ -224,7 +224,6 @@ def test_bad_template_field_fails_when_the_sweep_config_loads_even_without_a_spa
 @pytest.mark.parametrize(
     ("config", "words"),
     [
-        ({"family": "mt5"}, "pretrain: 'mt5' cannot be pretrained"),
         ({"pretrain": None}, "steps: the findings step"),
     ],
 )

@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     world.add_argument(
         "--pretrain",
         action="store_true",
-        help="also pretrain the tiny models on the world (models/<family>-pretrained; not mt5)",
+        help="also pretrain the tiny models on the world (models/<family>-pretrained)",
     )
     world.add_argument("--pretrain-steps", type=int, help="optimiser steps per model (default 1500)")
     world.add_argument("--anchors", type=share, default=0.0, help="share of content words written as in English")

@@ -56,7 +56,7 @@ class FindingsConfig(Strict):
         description="an `xlray world` folder to run on: its world/ (world.json gives the world) and"
         " models/<family> (the random-init model); default: output_dir/assets, built from world",
     )
-    family: str = Field("bert", description="a tiny model family that can be pretrained (not mt5)")
+    family: str = Field("bert", description="a tiny model family that can be pretrained")
     hidden: int = Field(64, ge=8, description="of the random-init model built (unless assets is set)")
     layers: int = Field(2, ge=1)
     vocab: int = Field(600, ge=100)

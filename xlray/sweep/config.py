@@ -161,7 +161,7 @@ class WorldAssets(Strict):
     families: list[FamilyName] = Field(default_factory=lambda: ["bert"], min_length=1)
     world: WorldConfig = Field(default_factory=WorldConfig)
     pretrain: PretrainConfig | None = Field(
-        None, description="also pretrain the tiny models on the world: models/<family>-pretrained (not mt5)"
+        None, description="also pretrain the tiny models on the world: models/<family>-pretrained"
     )
 
 

@@ -1,8 +1,8 @@
 """Pretraining of the world's tiny models on the world's own text, with dose knobs for planted alignment.
 
 Each family learns with its own objective: masked LM for the encoders (bert, xlm-roberta; BERT's 80/10/10 rule),
-causal LM for the decoder-only LLMs. mT5's span corruption needs sentinel tokens the tiny mT5 tokenizer does not
-have, so mt5 is refused with a one-line error rather than trained with a stand-in objective.
+span corruption for mt5 (T5's: noise spans of the input become sentinels, the decoder writes each sentinel and the
+span it hides; Raffel et al. 2020) and causal LM for the decoder-only LLMs.
 
 The training text is every language's side of the world's parallel meanings, one sentence per row. Two knobs plant
 cross-lingual alignment; both at 0 plant none, so that their effect can be measured against a dose of zero:
@@ -34,17 +34,24 @@ from xlray.outputs import atomic_dir
 
 MANIFEST = "pretrain.json"
 MLM_FAMILIES = ("bert", "xlm-roberta")
-PRETRAINABLE = (*MLM_FAMILIES, *(name for name, f in FAMILIES.items() if f.causal))
+SPAN_FAMILIES = ("mt5",)
+PRETRAINABLE = (*MLM_FAMILIES, *SPAN_FAMILIES, *(name for name, f in FAMILIES.items() if f.causal))
+# objective -> the transformers auto class of the model it trains
+HEADS = {"mlm": "AutoModelForMaskedLM", "span": "AutoModelForSeq2SeqLM", "clm": "AutoModelForCausalLM"}
 
 
 class PretrainConfig(Strict):
-    """How a tiny model is pretrained; the defaults take about a minute per model on 2 CPU cores."""
+    """How a tiny model is pretrained; the defaults take one to three minutes per model on 2 CPU cores (bert about
+    80 s, mt5 about 180 s)."""
 
     steps: int = Field(1500, ge=1, description="optimiser steps (a step count, not a time budget: deterministic)")
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.01, ge=0)
-    mask_rate: float = Field(0.15, gt=0, lt=1, description="masked LM: share of content tokens predicted")
+    mask_rate: float = Field(
+        0.15, gt=0, lt=1, description="masked LM: share of content tokens predicted; span corruption: noise density"
+    )
+    mean_span: float = Field(3.0, ge=1, description="span corruption: mean noise span length in tokens (T5: 3)")
     tlm_share: float = Field(0.0, ge=0, le=1, description="share of rows that are translation pairs (TLM)")
     code_switch: float = Field(0.0, ge=0, le=1, description="chance a content word becomes a translation")
     seed: int = 0
@@ -83,33 +90,36 @@ class Rows:
 
 
 def objective(family: str) -> str:
-    """``mlm`` or ``clm``; a family without a supported objective is a one-line error."""
+    """``mlm``, ``span`` or ``clm``; a family without a supported objective is a one-line error."""
     if family not in FAMILIES:
         raise XlrayError(f"pretrain: unknown family {family!r}")
     if FAMILIES[family].causal:
         return "clm"
     if family in MLM_FAMILIES:
         return "mlm"
-    raise XlrayError(
-        f"pretrain: family {family!r}: span corruption needs sentinel tokens the tiny tokenizer lacks; "
-        "pretrain bert, xlm-roberta or a decoder-only family"
-    )
+    if family in SPAN_FAMILIES:
+        return "span"
+    raise XlrayError(f"pretrain: family {family!r} has no pretraining objective; choose one of {list(PRETRAINABLE)}")
+
+
+def encode_rows(tok: Any, rows: Rows, cfg: PretrainConfig, rng: random.Random) -> list[Any]:
+    """The batch's rows, each encoded: a sentence, or with ``tlm_share`` a translation pair encoded as a pair."""
+    encoded = []
+    for _ in range(cfg.batch_size):
+        pair = cfg.tlm_share and rng.random() < cfg.tlm_share
+        texts = rows.pair(rng) if pair else (rows.monolingual(rng, cfg.code_switch),)
+        encoded.append(tok(*texts, truncation=True))
+    return encoded
 
 
 def batch(tok: Any, rows: Rows, cfg: PretrainConfig, rng: random.Random, kind: str) -> dict[str, Any]:
-    """One batch of token ids with labels (-100 where nothing is predicted)."""
+    """One batch of token ids with labels (-100 where nothing is predicted). Every objective draws the same rows
+    for the same seed, and its noise from one seed drawn after them."""
     import torch
 
-    firsts, seconds = [], []
-    for _ in range(cfg.batch_size):
-        if cfg.tlm_share and rng.random() < cfg.tlm_share:
-            a, b = rows.pair(rng)
-        else:
-            a, b = rows.monolingual(rng, cfg.code_switch), None
-        firsts.append(a)
-        seconds.append(b)
-    encoded = [tok(a, b, truncation=True) if b is not None else tok(a, truncation=True)
-               for a, b in zip(firsts, seconds, strict=True)]  # fmt: skip
+    encoded = encode_rows(tok, rows, cfg, rng)
+    if kind == "span":
+        return span_batch(tok, encoded, cfg, random.Random(rng.randrange(2**62)))
     enc = tok.pad(encoded, return_tensors="pt")
     ids, attention = enc["input_ids"], enc["attention_mask"]
     labels = ids.masked_fill(attention == 0, -100)
@@ -126,23 +136,101 @@ def batch(tok: Any, rows: Rows, cfg: PretrainConfig, rng: random.Random, kind: s
     return {**enc, "input_ids": masked, "labels": labels.masked_fill(~chosen, -100)}
 
 
+def noise_mask(n: int, density: float, mean_span: float, rng: random.Random) -> list[bool]:
+    """Which of ``n`` tokens are noise, as T5's ``random_spans_noise_mask``: round(n * density) noise tokens (at
+    least 1, fewer than n) in round(noise / mean_span) spans (at least 1), kept gaps of at least 1 between spans,
+    all lengths random. Unlike T5's, the first and last gaps may be empty: T5's mask always ends in noise, which on
+    rows of one sentence would always hide its full stop."""
+    if n < 2:
+        return [False] * n
+    noise = min(max(round(n * density), 1), n - 1)
+    kept = n - noise
+    spans = min(max(round(noise / mean_span), 1), kept + 1)
+    gaps = split_into(kept + 2, spans + 1, rng)  # each one longer, so that the first and last may be empty
+    gaps[0], gaps[-1] = gaps[0] - 1, gaps[-1] - 1
+    lengths = [*split_into(noise, spans, rng), 0]
+    return [hidden for gap, span in zip(gaps, lengths, strict=True) for hidden in [False] * gap + [True] * span]
+
+
+def split_into(total: int, parts: int, rng: random.Random) -> list[int]:
+    """``total`` cut into ``parts`` positive lengths, every such cut equally likely."""
+    cuts = sorted(rng.sample(range(1, total), parts - 1))
+    return [b - a for a, b in zip([0, *cuts], [*cuts, total], strict=True)]
+
+
+def hidden_positions(special: list[bool], cfg: PretrainConfig, rng: random.Random) -> set[int]:
+    """The positions of a row that span corruption hides: a :func:`noise_mask` over its non-special tokens."""
+    content = [p for p, s in enumerate(special) if not s]
+    mask = noise_mask(len(content), cfg.mask_rate, cfg.mean_span, rng)
+    return {p for p, hidden in zip(content, mask, strict=True) if hidden}
+
+
+def span_corrupt(ids: list[int], hidden: set[int], sentinels: list[int], eos: int) -> tuple[list[int], list[int]]:
+    """T5's span corruption of one row: each run of hidden positions becomes the next sentinel in the input, and
+    the target is each sentinel with the tokens it hides, then a final sentinel and eos (Raffel et al. 2020,
+    Figure 2). Runs are cut at the row's special tokens, which are never hidden: a span across a pair's
+    separator is two spans."""
+    inputs, targets, used = [], [], 0
+    for p, token in enumerate(ids):
+        if p not in hidden:
+            inputs.append(token)
+            continue
+        if p - 1 not in hidden:
+            inputs.append(sentinels[used])
+            targets.append(sentinels[used])
+            used += 1
+        targets.append(token)
+    return inputs, [*targets, sentinels[used], eos]
+
+
+def sentinel_ids(tok: Any) -> list[int]:
+    """The ids of ``<extra_id_0>``, ``<extra_id_1>``, ... in order; none is a one-line error."""
+    vocab = tok.get_vocab()
+    ids: list[int] = []
+    while f"<extra_id_{len(ids)}>" in vocab:
+        ids.append(vocab[f"<extra_id_{len(ids)}>"])
+    if not ids:
+        raise XlrayError(f"pretrain: {tok.name_or_path}: the tokenizer has no sentinel tokens (<extra_id_0>, ...) "
+                         "for span corruption; delete the folder and rebuild it with `xlray world`")  # fmt: skip
+    return ids
+
+
+def span_batch(tok: Any, encoded: list[Any], cfg: PretrainConfig, rng: random.Random) -> dict[str, Any]:
+    """The rows span-corrupted (:func:`span_corrupt`) and padded: input ids, attention mask and labels (-100 on
+    padding), from which the model makes its decoder's inputs."""
+    import torch
+
+    special, sentinels = set(tok.all_special_ids), sentinel_ids(tok)
+    rows = []
+    for e in encoded:
+        hidden = hidden_positions([i in special for i in e["input_ids"]], cfg, rng)
+        rows.append(span_corrupt(e["input_ids"], hidden, sentinels, tok.eos_token_id))
+    enc = tok.pad([{"input_ids": inputs} for inputs, _ in rows], return_tensors="pt")
+    labels = torch.full((len(rows), max(len(t) for _, t in rows)), -100)
+    for r, (_, targets) in enumerate(rows):
+        labels[r, : len(targets)] = torch.tensor(targets)
+    return {**enc, "labels": labels}
+
+
 def train(random_init: Path, world: Any, cfg: PretrainConfig, family: str, out: Path) -> dict[str, Any]:
     """Pretrain a copy of the random-init model in ``random_init`` and save its base model and tokenizer."""
     import torch
-    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    import transformers
     from transformers.utils import logging as hf_logging
 
     kind = objective(family)
     threads, verbosity = torch.get_num_threads(), hf_logging.get_verbosity()
     torch.set_num_threads(cfg.threads)
     hf_logging.set_verbosity_error()  # the head is new by design: no load report
+    hf_logging.disable_progress_bar()  # as xlray.models: no weight-loading bars
     try:
         torch.manual_seed(cfg.seed)
-        tok = AutoTokenizer.from_pretrained(random_init)
+        tok = transformers.AutoTokenizer.from_pretrained(random_init)
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token  # as xlray pads LLMs without a pad token
-        head = AutoModelForCausalLM if kind == "clm" else AutoModelForMaskedLM
-        model = head.from_pretrained(random_init, use_safetensors=True)
+        if kind == "span":
+            sentinel_ids(tok)  # refuse a tokenizer without sentinels before any work
+        model = getattr(transformers, HEADS[kind]).from_pretrained(random_init, use_safetensors=True)
         rows = Rows(world, world.cfg.parallel_sentences)
         rng = random.Random(cfg.seed)
         optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -158,19 +246,33 @@ def train(random_init: Path, world: Any, cfg: PretrainConfig, family: str, out: 
                 schedule.step()
                 losses.append(loss.item())
                 advance()
-        # Saved as the random-init base model with the trained weights, so parts no objective trains (BERT's
-        # pooler) keep their initial values and the checkpoint has exactly the random-init twin's layout.
-        base = AutoModel.from_pretrained(random_init, use_safetensors=True)
-        unset = base.load_state_dict(model.base_model.state_dict(), strict=False)
-        if unset.unexpected_keys or any(not k.startswith("pooler.") for k in unset.missing_keys):
-            raise XlrayError(f"pretrain {family}: trained weights do not fit the base model: {unset}")
-        base.save_pretrained(out)
+        save_base(model, random_init, family, out)
         tok.save_pretrained(out)
     finally:
         torch.set_num_threads(threads)
         hf_logging.set_verbosity(verbosity)
     tail = losses[-50:]
     return {"objective": kind, "final_loss": sum(tail) / len(tail)}
+
+
+def save_base(model: Any, random_init: Path, family: str, out: Path) -> None:
+    """Save the trained weights as the random-init base model, so that parts no objective trains (BERT's pooler)
+    keep their initial values and the checkpoint has exactly the random-init twin's layout."""
+    from transformers import AutoModel
+
+    base = AutoModel.from_pretrained(random_init, use_safetensors=True)
+    unset = base.load_state_dict(model.base_model.state_dict(), strict=False)
+    untrained = [k for k in unset.missing_keys if not k.startswith("pooler.")]
+    # mT5's lm_head is not in MT5Model; it may be left out only while it is the shared embedding (transformers
+    # ties it), so that no trained weight is lost.
+    tied = model.get_output_embeddings() is not None and (
+        model.get_output_embeddings().weight is model.get_input_embeddings().weight
+    )
+    lost = [k for k in unset.unexpected_keys if not (k == "lm_head.weight" and tied)]
+    if untrained or lost:
+        raise XlrayError(f"pretrain {family}: trained weights do not fit the base model: missing {untrained}, "
+                         f"unexpected {lost}")  # fmt: skip
+    base.save_pretrained(out)
 
 
 def pretrained_model(family: str, world_dir: Path, random_init: Path, cfg: PretrainConfig, out: Path) -> Path:

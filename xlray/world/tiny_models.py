@@ -133,12 +133,21 @@ def save_xlmr(texts: list[str], out: Path, hidden: int, layers: int, vocab: int,
     tok.save_pretrained(out)
 
 
+# As many as mT5 has. A row of at most 128 tokens has at most 64 noise spans (a kept token between any two), one
+# more where a span is cut at a pair's separator, and the final sentinel: 100 never run out.
+SENTINELS = [f"<extra_id_{i}>" for i in range(100)]
+
+
 def save_mt5(texts: list[str], out: Path, hidden: int, layers: int, vocab: int, seed: int) -> None:
     import torch
     from transformers import MT5Config, MT5ForConditionalGeneration, T5Tokenizer
 
     raw = unigram_tokenizer(texts, vocab, ["<pad>", "</s>", "<unk>"], "$A </s>")
-    tok = T5Tokenizer(tokenizer_object=raw, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=0)
+    # The span-corruption sentinels, at the end of the vocabulary with <extra_id_0> the highest id, as in mT5.
+    raw.add_special_tokens(SENTINELS[::-1])
+    tok = T5Tokenizer(
+        tokenizer_object=raw, eos_token="</s>", unk_token="<unk>", pad_token="<pad>", extra_ids=len(SENTINELS)
+    )
     tok.model_max_length = 128
     torch.manual_seed(seed)
     cfg = MT5Config(
